@@ -1,0 +1,1 @@
+"""Data: raw readers -> preprocessing -> SequenceDataset -> Grain pipelines."""

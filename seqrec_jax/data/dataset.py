@@ -1,0 +1,97 @@
+"""`SequenceDataset`: per-user, time-ordered item sequences in CSR form, and splits."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class SequenceDataset:
+  """All users' histories, concatenated.
+
+  User u's sequence is `items[offsets[u]:offsets[u+1]]`, oldest first. Item ids are
+  dense in 1..num_items; 0 is padding. `item_ids[i]` is the raw id of dense item i
+  (`item_ids[0]` is a placeholder), `user_ids[u]` the raw id of user u.
+  """
+
+  offsets: np.ndarray  # [U+1] int64
+  items: np.ndarray  # [N] int32
+  times: np.ndarray  # [N] int64
+  user_ids: np.ndarray  # [U] raw ids
+  item_ids: np.ndarray  # [num_items + 1] raw ids
+  report: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def num_users(self) -> int:
+    return int(self.offsets.shape[0] - 1)
+
+  @property
+  def num_items(self) -> int:
+    return int(self.item_ids.shape[0] - 1)
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.diff(self.offsets)
+
+  def sequence(self, u: int) -> np.ndarray:
+    return self.items[self.offsets[u]:self.offsets[u + 1]]
+
+  def save(self, path: str) -> None:
+    """Writes an `.npz` (atomically: a temp file, then rename)."""
+    tmp = f"{path}.tmp.npz"
+    np.savez(
+        tmp, offsets=self.offsets, items=self.items, times=self.times,
+        user_ids=self.user_ids, item_ids=self.item_ids,
+        report=np.array(json.dumps(self.report)))
+    os.replace(tmp, path)
+
+  @classmethod
+  def load(cls, path: str) -> "SequenceDataset":
+    with np.load(path, allow_pickle=False) as z:
+      return cls(offsets=z["offsets"], items=z["items"], times=z["times"],
+                 user_ids=z["user_ids"], item_ids=z["item_ids"],
+                 report=json.loads(str(z["report"])))
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaveOneOut:
+  """Leave-one-out split: per user the last item is test, the one before validation.
+
+  Training sees `seq[:-2]`; validation ranks `seq[-2]` from history `seq[:-2]`; test
+  ranks `seq[-1]` from history `seq[:-1]`. Users with fewer than 3 items train on all
+  they have and are not evaluated.
+  """
+
+  data: SequenceDataset
+  train_end: np.ndarray  # [U] exclusive end (absolute index into data.items) of training part
+  eval_users: np.ndarray  # [E] users with >= 3 items
+
+  def train_sequence(self, u: int) -> np.ndarray:
+    return self.data.items[self.data.offsets[u]:self.train_end[u]]
+
+  def history_and_target(self, u: int, stage: str) -> tuple[np.ndarray, int]:
+    """(history, target) of user u for stage 'valid' or 'test'."""
+    start, end = self.data.offsets[u], self.data.offsets[u + 1]
+    if stage == "valid":
+      return self.data.items[start:end - 2], int(self.data.items[end - 2])
+    if stage == "test":
+      return self.data.items[start:end - 1], int(self.data.items[end - 1])
+    raise ValueError(f"unknown stage {stage!r}; expected 'valid' or 'test'")
+
+  def future(self, u: int, stage: str, k: int) -> np.ndarray:
+    """Up to k true items from the stage's target onward (for multi-step metrics)."""
+    start, end = self.data.offsets[u], self.data.offsets[u + 1]
+    first = end - 2 if stage == "valid" else end - 1
+    return self.data.items[first:min(first + k, end)]
+
+
+def leave_one_out(data: SequenceDataset) -> LeaveOneOut:
+  lengths = data.lengths
+  evaluated = lengths >= 3
+  train_end = np.where(evaluated, data.offsets[1:] - 2, data.offsets[1:])
+  return LeaveOneOut(data=data, train_end=train_end.astype(np.int64),
+                     eval_users=np.flatnonzero(evaluated).astype(np.int64))

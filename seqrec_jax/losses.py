@@ -1,0 +1,80 @@
+"""Next-item losses over the shared item table.
+
+`full_softmax_ce` is the default (softmax over the whole catalogue at every target
+position); with `vocab_chunk > 0` it streams the catalogue in chunks so the
+[positions, V] logits are never all in memory. `sampled_bce` is SASRec's original
+objective (one positive and sampled negatives per position).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _flatten(hidden, targets, weights):
+  d = hidden.shape[-1]
+  return hidden.reshape(-1, d), targets.reshape(-1), weights.reshape(-1).astype(jnp.float32)
+
+
+def _logsumexp_chunked(h: jax.Array, items: jax.Array, chunk: int) -> jax.Array:
+  """logsumexp over items of h @ items.T without materialising it. h: [N, D]; items: [I, D]."""
+  num_items, d = items.shape
+  num_chunks = -(-num_items // chunk)
+  pad = num_chunks * chunk - num_items
+  blocks = jnp.pad(items, ((0, pad), (0, 0))).reshape(num_chunks, chunk, d)
+  valid = (jnp.arange(num_chunks * chunk) < num_items).reshape(num_chunks, chunk)
+
+  @jax.checkpoint
+  def body(carry, xs):
+    running_max, running_sum = carry
+    block, ok = xs
+    logits = jnp.dot(h, block.T, preferred_element_type=jnp.float32)  # [N, chunk]
+    logits = jnp.where(ok[None], logits, -jnp.inf)
+    new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
+    running_sum = (running_sum * jnp.exp(running_max - new_max)
+                   + jnp.sum(jnp.exp(logits - new_max[:, None]), axis=-1))
+    return (new_max, running_sum), None
+
+  n = h.shape[0]
+  init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32))
+  (m, s), _ = jax.lax.scan(body, init, (blocks, valid))
+  return m + jnp.log(s)
+
+
+def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
+                    weights: jax.Array, vocab_chunk: int = 0) -> jax.Array:
+  """Mean cross-entropy of the target item against all items 1..V-1.
+
+  Args:
+    hidden: [B, L, D] states; table: [V, D] with row 0 = padding (never a class);
+    targets: [B, L] ids (anything where weight is 0); weights: [B, L] 0/1.
+  """
+  h, t, w = _flatten(hidden, targets, weights)
+  items = table[1:]  # [V-1, D]
+  if vocab_chunk and vocab_chunk < items.shape[0]:
+    lse = _logsumexp_chunked(h, items.astype(h.dtype), vocab_chunk)
+  else:
+    logits = jnp.dot(h, items.T.astype(h.dtype), preferred_element_type=jnp.float32)
+    lse = jax.nn.logsumexp(logits, axis=-1)  # [N]
+  target_logit = jnp.sum(h.astype(jnp.float32) * table[t].astype(jnp.float32), axis=-1)
+  nll = lse - target_logit
+  return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights: jax.Array,
+                rng: jax.Array, num_negatives: int = 1) -> jax.Array:
+  """Binary cross-entropy of the target vs uniformly sampled negatives (SASRec).
+
+  Negatives are drawn uniformly from 1..V-1 on device; a draw that hits the target is
+  masked out rather than redrawn (probability 1/(V-1)).
+  """
+  h, t, w = _flatten(hidden, targets, weights)
+  vocab = table.shape[0]
+  negatives = jax.random.randint(rng, (h.shape[0], num_negatives), 1, vocab)  # [N, K]
+  h32 = h.astype(jnp.float32)
+  pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
+  neg = jnp.einsum("nd,nkd->nk", h32, table[negatives].astype(jnp.float32))  # [N, K]
+  neg_w = (negatives != t[:, None]).astype(jnp.float32)
+  loss = -jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
+  return jnp.sum(loss * w) / jnp.maximum(jnp.sum(w), 1.0)

@@ -1,0 +1,1 @@
+"""Training: state, objectives, jitted steps, checkpoints and the loop."""

@@ -1,0 +1,44 @@
+"""Training objectives: `loss_fn(params, batch, rng) -> (loss, aux)` for each task.
+
+A task pairs a pipeline example (what a batch holds) with one of these; the train
+step is the same for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from seqrec_jax import losses
+
+LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
+
+
+def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
+                   weights: jax.Array, rng: jax.Array, loss_cfg) -> jax.Array:
+  """The configured next-item loss ('ce' full softmax, or 'bce' sampled negatives)."""
+  if loss_cfg.name == "ce":
+    return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk)
+  if loss_cfg.name == "bce":
+    return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives)
+  raise ValueError(f"loss.name={loss_cfg.name!r}: expected 'ce' or 'bce'")
+
+
+def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
+  """Next-item prediction at every position (SASRec)."""
+
+  def loss_fn(params, batch, rng):
+    dropout_rng, loss_rng = jax.random.split(rng)
+
+    def forward(module, ids):
+      return module(ids, train=True), module.item_table()
+
+    hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
+                                rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
+    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg)
+    return loss, {"targets": batch["weights"].sum()}
+
+  return loss_fn

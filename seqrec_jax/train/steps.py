@@ -1,0 +1,53 @@
+"""Pure, jitted train and evaluation steps with explicit shardings and donation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from seqrec_jax import metrics, parallel
+from seqrec_jax.train.objectives import LossFn
+from seqrec_jax.train.state import TrainState
+
+
+def train_step(state: TrainState, batch: dict, *, loss_fn: LossFn,
+               tx: optax.GradientTransformation) -> tuple[TrainState, dict]:
+  """One optimiser update. Randomness is `fold_in(state.rng, step)`: resumable."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  out = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+         "param_norm": optax.tree.norm(params), **aux}
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), out
+
+
+def jit_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, state_sh: Any,
+                   mesh: Mesh):
+  """`(state, batch) -> (state, metrics)`, state donated, batch split on `data`."""
+  fn = lambda state, batch: train_step(state, batch, loss_fn=loss_fn, tx=tx)
+  return jax.jit(fn, in_shardings=(state_sh, parallel.batch_sharding(mesh)),
+                 out_shardings=(state_sh, parallel.replicated(mesh)), donate_argnums=0)
+
+
+def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,
+              model: nn.Module, num_items: int) -> dict[str, jax.Array]:
+  """Full-catalogue ranks of the targets, with and without history items excluded."""
+
+  def score(module, ids):
+    return module.encode(ids) @ module.item_table().T.astype(jnp.float32)  # [B, V]
+
+  scores = model.apply({"params": params}, history, method=score).astype(jnp.float32)
+  return {"rank": metrics.target_ranks(scores, targets, num_items),
+          "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
+
+
+def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh):
+  data = parallel.batch_sharding(mesh)
+  fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items)
+  return jax.jit(fn, in_shardings=(params_sh, data, data, data), out_shardings=data)

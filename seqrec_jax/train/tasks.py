@@ -1,0 +1,32 @@
+"""Tasks: what a training example holds and which objective scores it.
+
+`build_task(cfg, model, split)` returns the pipeline source, the per-example map and
+the loss, so the loop stays the same for every model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import flax.linen as nn
+
+from seqrec_jax.data import pipeline
+from seqrec_jax.data.dataset import LeaveOneOut
+from seqrec_jax.train import objectives
+
+
+@dataclasses.dataclass
+class Task:
+  source: pipeline.TrainSequences
+  example_fn: Callable
+  loss_fn: objectives.LossFn
+
+
+def build_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
+  name = cfg.task.name
+  if name == "causal":
+    return Task(source=pipeline.TrainSequences(split),
+                example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
+                loss_fn=objectives.causal_loss(model, cfg.loss))
+  raise ValueError(f"task.name={name!r}: expected one of ['causal']")

@@ -1,0 +1,66 @@
+"""SASRec: shapes, causality, scoring interface, bf16."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqrec_jax.models.sasrec import SASRec
+
+
+def _model(**kw):
+  return SASRec(num_items=30, max_len=10, embed_dim=16, num_blocks=2, num_heads=2,
+                mlp_dim=32, **kw)
+
+
+def _params(model):
+  return model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 10), jnp.int32))["params"]
+
+
+def test_shapes_and_scoring_interface():
+  model = _model()
+  params = _params(model)
+  ids = jnp.array([[3, 4, 5, 0, 0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+  hidden = model.apply({"params": params}, ids)
+  assert hidden.shape == (2, 10, 16)
+  state = model.apply({"params": params}, ids, method=model.encode)
+  assert state.shape == (2, 16)
+  np.testing.assert_allclose(state[0], hidden[0, 2], rtol=1e-6)  # after the last real item
+  np.testing.assert_allclose(state[1], hidden[1, 9], rtol=1e-6)
+  table = model.apply({"params": params}, method=model.item_table)
+  assert table.shape == (31, 16)
+
+
+def test_outputs_at_t_do_not_depend_on_later_items():
+  model = _model()
+  params = _params(model)
+  rng = np.random.default_rng(0)
+  ids = rng.integers(1, 31, size=(4, 10))
+  changed = ids.copy()
+  changed[:, 6:] = rng.integers(1, 31, size=(4, 4))
+  a = model.apply({"params": params}, jnp.asarray(ids))
+  b = model.apply({"params": params}, jnp.asarray(changed))
+  np.testing.assert_allclose(a[:, :6], b[:, :6], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(a[:, 6:], b[:, 6:])  # and later positions do see them
+
+
+def test_dropout_only_in_training():
+  model = _model(dropout=0.5)
+  params = _params(model)
+  ids = jnp.arange(1, 11)[None]
+  a = model.apply({"params": params}, ids, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+  b = model.apply({"params": params}, ids, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
+  c = model.apply({"params": params}, ids)
+  assert not np.allclose(a, b)
+  np.testing.assert_allclose(c, model.apply({"params": params}, ids))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16])
+def test_low_precision_compute_close_to_float32(dtype):
+  m32, mlow = _model(), _model(dtype=dtype)
+  params = _params(m32)
+  ids = jnp.arange(1, 11)[None]
+  a = m32.apply({"params": params}, ids)
+  b = mlow.apply({"params": params}, ids)
+  assert b.dtype == dtype
+  np.testing.assert_allclose(np.asarray(b, np.float32), a, atol=0.1)
