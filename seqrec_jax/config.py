@@ -125,3 +125,27 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if name not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) not in cfg.eval.ks:
     raise ValueError(f"config.eval.select_metric={metric!r}: expected hr|ndcg|mrr@k with k in "
                      f"config.eval.ks={tuple(cfg.eval.ks)}")
+
+
+# The real datasets of ../shared/data (see its README), by short name.
+DATASETS = {
+    "ml1m": dict(format="movielens", path="ml-1m-subset-users1-2999/ratings.dat.gz",
+                 titles_path="ml-1m/movies.dat"),
+    "ml100k": dict(format="ml100k", path="ml-100k/u.data", titles_path="ml-100k/u.item"),
+    "video": dict(format="sasrec", path="sasrec/Video.txt"),
+    "toys": dict(format="s3rec", path="s3rec/Toys_and_Games.txt"),
+    "sports": dict(format="s3rec", path="s3rec/Sports_and_Outdoors.txt"),
+    "yelp": dict(format="s3rec", path="s3rec/Yelp.txt"),
+    "lastfm": dict(format="s3rec", path="s3rec/LastFM.txt"),
+    "sports_time": dict(format="s3rec", path="amazon-sports-ticoserec/Sports_item_org_rank.txt",
+                        time_path="amazon-sports-ticoserec/Sports_time_org_rank.txt"),
+}
+
+
+def use_dataset(cfg: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """Points `cfg.data` at one of DATASETS (paths under DATA_ROOT)."""
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+  for key, value in DATASETS[name].items():
+    cfg.data[key] = os.path.join(DATA_ROOT, value) if key.endswith("path") else value
+  return cfg

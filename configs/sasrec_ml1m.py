@@ -1,0 +1,29 @@
+"""SASRec on MovieLens-1M users 1-2999 (../shared/data/ml-1m-subset-users1-2999).
+
+  python -m seqrec_jax.train --config=configs/sasrec_ml1m.py --workdir=runs/sasrec_ml1m
+
+d=64, 2 blocks, 1 head, max length 200, full-softmax CE, full-ranking evaluation.
+Results and machine: benchmarks/RESULTS.md.
+"""
+
+from seqrec_jax.config import base_config, use_dataset
+
+
+def get_config(arg: str = ""):
+  cfg = use_dataset(base_config(), "ml1m")
+  cfg.model.max_len = 200
+  cfg.model.embed_dim = 64
+  cfg.model.num_blocks = 2
+  cfg.model.num_heads = 1
+  cfg.model.mlp_dim = 256
+  cfg.model.dropout = 0.2
+  cfg.model.emb_dropout = 0.2
+  cfg.train.batch_size = 128
+  cfg.train.num_epochs = 200
+  cfg.train.eval_every_epochs = 5
+  cfg.train.patience = 6
+  cfg.optim.lr = 1e-3
+  cfg.optim.warmup_steps = 100
+  if arg:
+    raise ValueError(f"unknown variant {arg!r}")
+  return cfg
