@@ -10,6 +10,7 @@ from seqrec_jax.config import base_config
 
 def get_config(arg: str = ""):
   cfg = base_config()
+  cfg.data.dedup = "none"  # the planted chains revisit items: keep repeat consumption
   cfg.model.max_len = 50
   cfg.model.embed_dim = 64
   cfg.train.num_epochs = 20

@@ -78,3 +78,64 @@ def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights
   neg_w = (negatives != t[:, None]).astype(jnp.float32)
   loss = -jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
   return jnp.sum(loss * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+# ---- Adversarial (GAN) objectives and discrete-sample estimators --------------------------
+# D outputs a logit; P(real) = sigmoid(logit), so log D = log_sigmoid(logit) and
+# log(1 - D) = log_sigmoid(-logit). All means are weighted (weights 0/1 or counts).
+
+
+def _wmean(x: jax.Array, w: jax.Array) -> jax.Array:
+  w = w.astype(jnp.float32)
+  return jnp.sum(x.astype(jnp.float32) * w) / jnp.maximum(jnp.sum(w), 1e-9)
+
+
+def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
+                           real_weights: jax.Array, fake_weights: jax.Array) -> jax.Array:
+  """L_D = -(E_x[log D(x)] + E_z[log(1 - D(G(z)))]). logits: any shape, weights alike."""
+  return (-_wmean(jax.nn.log_sigmoid(real_logits), real_weights)
+          - _wmean(jax.nn.log_sigmoid(-fake_logits), fake_weights))
+
+
+def gan_generator_loss(fake_logits: jax.Array, weights: jax.Array) -> jax.Array:
+  """Non-saturating L_G = -E_z[log D(G(z))]."""
+  return -_wmean(jax.nn.log_sigmoid(fake_logits), weights)
+
+
+def gan_reward(fake_logits: jax.Array) -> jax.Array:
+  """Per-sample REINFORCE reward log D(G(z)) (no gradient: D is held fixed)."""
+  return jax.lax.stop_gradient(jax.nn.log_sigmoid(fake_logits))
+
+
+def reinforce_loss(log_probs: jax.Array, rewards: jax.Array, baseline: jax.Array,
+                   weights: jax.Array) -> jax.Array:
+  """Score-function surrogate: its gradient is an unbiased estimate of -grad E[reward].
+
+  loss = -E[(r - b) * log p(sample)] with r and b held constant, so
+  grad = -E[(r - b) grad log p] = -grad E_p[r] for any b that does not depend on the
+  sample. log_probs, rewards, weights: [N]; baseline: [N] or scalar.
+  """
+  advantage = jax.lax.stop_gradient(rewards - baseline)
+  return -_wmean(advantage * log_probs, weights)
+
+
+def gumbel_softmax_st(rng: jax.Array, logits: jax.Array, tau: jax.Array | float
+                      ) -> tuple[jax.Array, jax.Array]:
+  """Straight-through Gumbel-softmax over the last axis.
+
+  Returns (y, soft): `y` is exactly one-hot in the forward pass (the argmax of
+  logits + Gumbel noise, a sample of softmax(logits)) and has the gradient of
+  `soft = softmax((logits + g) / tau)` in the backward pass. logits: [..., V]
+  (masked classes at a large negative value are never drawn).
+  """
+  logits = logits.astype(jnp.float32)
+  g = jax.random.gumbel(rng, logits.shape, jnp.float32)
+  soft = jax.nn.softmax((logits + g) / tau, axis=-1)  # [..., V]
+  hard = jax.nn.one_hot(jnp.argmax(logits + g, axis=-1), logits.shape[-1], dtype=soft.dtype)
+  return hard + (soft - jax.lax.stop_gradient(soft)), soft  # forward exactly `hard`
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+  """Entropy (nats) of softmax(logits) over the last axis. [..., V] -> [...]."""
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return -jnp.sum(jnp.exp(logp) * logp, axis=-1)

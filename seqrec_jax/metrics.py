@@ -75,3 +75,77 @@ def coverage_at_k(top_items: np.ndarray, num_items: int) -> float:
 def mean_popularity(top_items: np.ndarray, item_counts: np.ndarray) -> float:
   """Mean training count of recommended items. top_items: [U, k]; item_counts: [V]."""
   return float(np.mean(item_counts[top_items]))
+
+
+# ---- Multi-step (next k items) --------------------------------------------------------------
+# The true future is [B, k] item ids in order (0 = padding, ignored); repeated items
+# count once, at their first position.
+
+def top_k_items(scores: jax.Array, k: int, num_items: int,
+                seen: jax.Array | None = None) -> jax.Array:
+  """[B, K] the K best-scoring items in 1..num_items (optionally excluding `seen` [B, S])."""
+  scores = scores.astype(jnp.float32)
+  col = jnp.arange(scores.shape[1])[None, :]
+  scores = jnp.where((col >= 1) & (col <= num_items), scores, -jnp.inf)
+  if seen is not None:
+    rows = jnp.arange(scores.shape[0])[:, None]
+    scores = scores.at[rows, seen].set(-jnp.inf)  # (0 = padding is already excluded)
+  return jax.lax.top_k(scores, k)[1].astype(jnp.int32)
+
+
+def _first_occurrence(ids: jax.Array) -> jax.Array:
+  """[B, N] bool: ids[b, i] is real and not equal to any ids[b, j < i]."""
+  n = ids.shape[1]
+  same = ids[:, :, None] == ids[:, None, :]  # [B, N, N]
+  earlier = jnp.tril(jnp.ones((n, n), jnp.bool_), -1)[None]  # j < i
+  return (ids != 0) & ~jnp.any(same & earlier, axis=2)
+
+
+def _discounts(n: int) -> jax.Array:
+  return 1.0 / jnp.log2(jnp.arange(n, dtype=jnp.float32) + 2.0)  # [n]
+
+
+def multistep_set_metrics(ranked: jax.Array, future: jax.Array) -> dict[str, jax.Array]:
+  """Set-based: how many of the next k true items a top-K list contains.
+
+  ranked: [B, K] item ids, best first; future: [B, k]. Per user:
+    recall = |top-K ∩ future| / |future|,
+    ndcg = Σ_r hit_r / log2(r + 2) over the K ranks, divided by its best possible value
+    (min(K, |future|) hits at the top).
+  """
+  fut_first = _first_occurrence(future)  # [B, k]
+  rank_first = _first_occurrence(ranked)  # [B, K]
+  in_future = jnp.any((ranked[:, :, None] == future[:, None, :]) & fut_first[:, None, :], axis=2)
+  hits = (in_future & rank_first).astype(jnp.float32)  # [B, K]
+  relevant = jnp.sum(fut_first, axis=1).astype(jnp.float32)  # [B]
+  disc = _discounts(ranked.shape[1])  # [K]
+  ideal = jnp.cumsum(disc)[jnp.clip(relevant.astype(jnp.int32), 1, ranked.shape[1]) - 1]
+  return {"recall": jnp.sum(hits, axis=1) / jnp.maximum(relevant, 1.0),
+          "ndcg": jnp.where(relevant > 0, jnp.sum(hits * disc, axis=1) / ideal, 0.0)}
+
+
+def sequence_metrics(generated: jax.Array, future: jax.Array) -> dict[str, jax.Array]:
+  """Order-aware metrics of a generated sequence against the true future.
+
+  generated: [B, T]; future: [B, k]. Per user:
+    ndcg: graded NDCG, the true item at future position j has relevance k - j (the
+      next item matters most): DCG = Σ_t rel(generated_t) / log2(t + 2) (an item is
+      credited once), divided by the DCG of the true order. Generating the right items
+      in the right order scores 1; the right items in another order scores less.
+    exact: the share of steps t < min(T, k) with generated_t == future_t.
+  """
+  k = future.shape[1]
+  fut_first = _first_occurrence(future)  # [B, k]
+  rel_true = jnp.where(fut_first, (k - jnp.arange(k))[None].astype(jnp.float32), 0.0)  # [B, k]
+  match = (generated[:, :, None] == future[:, None, :]) & fut_first[:, None, :]  # [B, T, k]
+  rel = jnp.sum(jnp.where(match, rel_true[:, None, :], 0.0), axis=2)  # [B, T]
+  rel = rel * _first_occurrence(generated)
+  steps = generated.shape[1]
+  dcg = jnp.sum(rel * _discounts(steps), axis=1)
+  best = -jnp.sort(-rel_true, axis=1)  # [B, k] descending
+  n = min(steps, k)
+  idcg = jnp.sum(best[:, :n] * _discounts(n), axis=1)
+  same = (generated[:, :n] == future[:, :n]) & (future[:, :n] != 0)
+  real = jnp.maximum(jnp.sum(future[:, :n] != 0, axis=1), 1)
+  return {"ndcg": jnp.where(idcg > 0, dcg / jnp.maximum(idcg, 1e-9), 0.0),
+          "exact": jnp.sum(same, axis=1) / real}

@@ -26,6 +26,8 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 1,
                                  process_id: int = 0) -> None:
   """Joins a multi-process run when asked (or when the cluster is auto-detected)."""
   if coordinator:
+    if jax.config.jax_platforms in ("cpu", None) or "cpu" in str(jax.config.jax_platforms):
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only clusters/tests
     jax.distributed.initialize(coordinator_address=coordinator,
                                num_processes=num_processes, process_id=process_id)
 

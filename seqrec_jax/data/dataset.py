@@ -64,18 +64,26 @@ class LeaveOneOut:
   Training sees `seq[:-2]`; validation ranks `seq[-2]` from history `seq[:-2]`; test
   ranks `seq[-1]` from history `seq[:-1]`. Users with fewer than 3 items train on all
   they have and are not evaluated.
+
+  With `ends` (see `leave_one_out(..., leave_last_k)`), "sequence" above means
+  `items[offsets[u]:ends[u]]`: the items after `ends[u]` are never trained on,
+  validated or tested here (they are the future of multi-step evaluation).
   """
 
   data: SequenceDataset
   train_end: np.ndarray  # [U] exclusive end (absolute index into data.items) of training part
   eval_users: np.ndarray  # [E] users with >= 3 items
+  ends: np.ndarray | None = None  # [U] exclusive end of the split's part; None: whole sequence
+
+  def _end(self, u: int) -> int:
+    return int(self.data.offsets[u + 1] if self.ends is None else self.ends[u])
 
   def train_sequence(self, u: int) -> np.ndarray:
     return self.data.items[self.data.offsets[u]:self.train_end[u]]
 
   def history_and_target(self, u: int, stage: str) -> tuple[np.ndarray, int]:
     """(history, target) of user u for stage 'valid' or 'test'."""
-    start, end = self.data.offsets[u], self.data.offsets[u + 1]
+    start, end = self.data.offsets[u], self._end(u)
     if stage == "valid":
       return self.data.items[start:end - 2], int(self.data.items[end - 2])
     if stage == "test":
@@ -84,14 +92,18 @@ class LeaveOneOut:
 
   def future(self, u: int, stage: str, k: int) -> np.ndarray:
     """Up to k true items from the stage's target onward (for multi-step metrics)."""
-    start, end = self.data.offsets[u], self.data.offsets[u + 1]
+    start, end = self.data.offsets[u], self._end(u)
     first = end - 2 if stage == "valid" else end - 1
     return self.data.items[first:min(first + k, end)]
 
 
-def leave_one_out(data: SequenceDataset) -> LeaveOneOut:
-  lengths = data.lengths
-  evaluated = lengths >= 3
-  train_end = np.where(evaluated, data.offsets[1:] - 2, data.offsets[1:])
+def leave_one_out(data: SequenceDataset, leave_last_k: int = 0) -> LeaveOneOut:
+  """Leave-one-out split; `leave_last_k > 0` first sets each user's last k items aside."""
+  if leave_last_k < 0:
+    raise ValueError(f"leave_last_k={leave_last_k} must be >= 0")
+  ends = np.maximum(data.offsets[1:] - leave_last_k, data.offsets[:-1])  # [U]
+  evaluated = (ends - data.offsets[:-1]) >= 3
+  train_end = np.where(evaluated, ends - 2, ends)
   return LeaveOneOut(data=data, train_end=train_end.astype(np.int64),
-                     eval_users=np.flatnonzero(evaluated).astype(np.int64))
+                     eval_users=np.flatnonzero(evaluated).astype(np.int64),
+                     ends=ends.astype(np.int64) if leave_last_k else None)

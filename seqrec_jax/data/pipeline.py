@@ -65,21 +65,119 @@ class CausalExample:
             "weights": (targets > 0).astype(np.float32)}
 
 
+@dataclasses.dataclass(frozen=True)
+class ClozeExample:
+  """BERT4Rec's cloze task over the latest max_len items of a training sequence.
+
+  Each real item is replaced by `mask_id` with probability `mask_prob`; with
+  probability `mask_last_prob` the final item is masked as well (the next-item
+  objective, matching how `BERT4Rec.encode` scores); at least one item is always
+  masked. Padding is never masked. -> inputs (masks applied), targets (the original
+  items at masked positions, else 0), weights (1 at masked positions), all [L].
+  """
+
+  max_len: int
+  mask_id: int
+  mask_prob: float = 0.2
+  mask_last_prob: float = 0.1
+  crop: str = "last"
+
+  def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
+    if self.crop == "random" and seq.size > self.max_len:
+      seq = seq[:int(rng.integers(self.max_len, seq.size + 1))]
+    window = seq[-self.max_len:]
+    n = window.size
+    masked = rng.random(n) < self.mask_prob  # [n]
+    if n and rng.random() < self.mask_last_prob:
+      masked[-1] = True
+    if n and not masked.any():
+      masked[int(rng.integers(n))] = True
+    inputs = right_pad(window, self.max_len)  # [L]
+    targets = np.zeros(self.max_len, np.int32)  # [L]
+    targets[:n][masked] = window[masked]
+    inputs[:n][masked] = self.mask_id
+    return {"inputs": inputs, "targets": targets, "weights": masked_weights(targets)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqExample:
+  """(history, next future_k items) from a training sequence cut at a random point.
+
+  The cut c is uniform in 1..n-1 (at least one history item and one future item);
+  history = the latest max_len items before c; targets = seq[c:c+k] (0-padded when
+  the sequence ends first); dec_inputs = [bos_id] + targets[:-1] (teacher forcing).
+  -> history [L], dec_inputs [k], targets [k], weights [k].
+  """
+
+  max_len: int
+  future_k: int
+  bos_id: int
+
+  def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
+    cut = int(rng.integers(1, seq.size)) if seq.size > 1 else seq.size
+    future = seq[cut:cut + self.future_k]
+    targets = np.zeros(self.future_k, np.int32)  # [k]
+    targets[:future.size] = future
+    dec_inputs = np.zeros(self.future_k, np.int32)  # [k]
+    dec_inputs[0] = self.bos_id
+    dec_inputs[1:future.size] = future[:-1]
+    return {"history": right_pad(seq[:cut], self.max_len), "dec_inputs": dec_inputs,
+            "targets": targets, "weights": masked_weights(targets)}
+
+
+def masked_weights(targets: np.ndarray) -> np.ndarray:
+  return (targets > 0).astype(np.float32)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order in which epoch `epoch` visits the n training sequences. [n] int64.
+
+  Shared by the Grain path and the device-resident path, so for one seed both train
+  on the same batches.
+  """
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class EpochShuffled:
+  """Random access over an endless stream of epochs, each a fresh permutation.
+
+  Element i is (i, sequence): epoch i // n, position i % n. Keeping the global index
+  lets the example map draw its randomness from (seed, i), reproducibly.
+  """
+
+  def __init__(self, source, seed: int, max_epochs: int = 1_000_000):
+    self.source, self.seed, self.n, self.max_epochs = source, seed, len(source), max_epochs
+    self._epoch, self._perm = -1, None
+
+  def __len__(self) -> int:
+    return self.n * self.max_epochs
+
+  def __getitem__(self, i: int):
+    epoch, pos = divmod(int(i), self.n)
+    if epoch != self._epoch:
+      self._epoch, self._perm = epoch, epoch_permutation(self.seed, epoch, self.n)
+    return int(i), self.source[int(self._perm[pos])]
+
+  def __repr__(self) -> str:
+    return f"EpochShuffled({self.source!r}, seed={self.seed})"
+
+
 def train_dataset(source, example_fn, *, global_batch: int, seed: int,
                   process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
   """Infinite, per-process stream of fixed-shape batches. Deterministic for a seed.
 
-  `example_fn(seq, rng)` maps one sequence to a dict of fixed-shape arrays. Each
-  process gets a disjoint `1/process_count` slice and batches of
-  `global_batch // process_count` rows.
+  `example_fn(seq, rng)` maps one sequence to a dict of fixed-shape arrays; `rng` is
+  seeded from (seed, global index). Each process gets a disjoint `1/process_count`
+  slice of the stream and batches of `global_batch // process_count` rows; the
+  iterator's state (a position) is saved in checkpoints.
   """
   if global_batch % process_count:
     raise ValueError(f"batch_size {global_batch} is not divisible by {process_count} processes")
   if len(source) == 0:
     raise ValueError("no training sequences: every user has fewer than 2 training items")
-  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+  ds = grain.MapDataset.source(EpochShuffled(source, seed))
   ds = ds[process_index::process_count]
-  ds = ds.random_map(lambda seq, rng: example_fn(seq, rng))
+  ds = ds.map(lambda x: example_fn(x[1], np.random.default_rng([seed, x[0]])))
   ds = ds.batch(global_batch // process_count, drop_remainder=True)
   return ds.to_iter_dataset()
 
@@ -110,3 +208,34 @@ def eval_arrays(split: LeaveOneOut, stage: str, max_len: int) -> EvalArrays:
     seen[row, : h.size] = h
     targets[row] = t
   return EvalArrays(users=users, history=history, targets=targets, seen=seen)
+
+
+@dataclasses.dataclass
+class FutureArrays:
+  """Multi-step evaluation: each user's last k items as the future to predict."""
+
+  users: np.ndarray  # [E]
+  history: np.ndarray  # [E, L] right-padded latest items before the future
+  future: np.ndarray  # [E, k] the true next k items, in order
+  seen: np.ndarray  # [E, S] every history item (0-padded), for exclusion
+
+  def __len__(self) -> int:
+    return int(self.users.size)
+
+
+def future_arrays(data, k: int, max_len: int, min_history: int = 3) -> FutureArrays:
+  """History = all but the last k items, future = the last k, for every user with at
+  least `min_history + k` items. Pair with a model trained on a split made with
+  `leave_one_out(data, leave_last_k=k)`, which never trains on those k items."""
+  lengths = data.lengths
+  users = np.flatnonzero(lengths >= min_history + k).astype(np.int64)
+  longest = int(lengths[users].max()) - k if users.size else 1
+  history = np.zeros((users.size, max_len), np.int32)
+  seen = np.zeros((users.size, max(longest, 1)), np.int32)
+  future = np.zeros((users.size, k), np.int32)
+  for row, u in enumerate(users):
+    seq = data.sequence(int(u))
+    history[row] = right_pad(seq[:-k], max_len)
+    seen[row, : seq.size - k] = seq[:-k]
+    future[row] = seq[-k:]
+  return FutureArrays(users=users, history=history, future=future, seen=seen)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import flax.linen as nn
 
+from seqrec_jax.models.bert4rec import BERT4Rec
 from seqrec_jax.models.sasrec import SASRec
+from seqrec_jax.models.seq2seq import Seq2Seq
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -24,4 +26,8 @@ def build_model(cfg, num_items: int) -> nn.Module:
                 attention_impl=cfg.attention_impl or None)
   if cfg.name == "sasrec":
     return SASRec(emb_dropout=cfg.emb_dropout, **common)
-  raise ValueError(f"model.name={cfg.name!r}: expected one of ['sasrec']")
+  if cfg.name == "bert4rec":
+    return BERT4Rec(emb_dropout=cfg.emb_dropout, **common)
+  if cfg.name == "seq2seq":
+    return Seq2Seq(emb_dropout=cfg.emb_dropout, decoder_blocks=cfg.decoder_blocks, **common)
+  raise ValueError(f"model.name={cfg.name!r}: expected one of ['sasrec', 'bert4rec', 'seq2seq']")

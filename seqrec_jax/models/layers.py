@@ -21,6 +21,22 @@ PAD_ID = 0
 VOCAB, EMBED, MLP, HEADS, KV = "vocab", "embed", "mlp", "heads", "kv"
 
 
+def resolve_attention_impl(requested: str | None, dtype: Dtype, head_dim: int,
+                           backend: str | None = None, has_mask: bool = False) -> str:
+  """The attention kernel to use: `requested` if set ("xla" | "cudnn"), else the auto
+  choice (config `model.attention_impl=""`): "cudnn" (flash attention) on a GPU for
+  bf16/fp16 with a head dim the kernel takes (a multiple of 8, <= 128) and no dense
+  mask; "xla" everywhere else (CPU, TPU, float32)."""
+  if requested:
+    if requested not in ("xla", "cudnn"):
+      raise ValueError(f"attention_impl={requested!r}: expected '', 'xla' or 'cudnn'")
+    return requested
+  backend = jax.default_backend() if backend is None else backend
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  fits = head_dim % 8 == 0 and head_dim <= 128
+  return "cudnn" if backend == "gpu" and half and fits and not has_mask else "xla"
+
+
 def causal_mask(length: int) -> jax.Array:
   """[1, 1, L, L] bool: query t may attend to keys <= t."""
   return jnp.tril(jnp.ones((length, length), jnp.bool_))[None, None]
@@ -34,6 +50,24 @@ def padding_mask(ids: jax.Array) -> jax.Array:
 def sequence_lengths(ids: jax.Array) -> jax.Array:
   """[B] int32: number of real (non-padding) items in each right-padded row."""
   return jnp.sum(ids != PAD_ID, axis=-1).astype(jnp.int32)
+
+
+def keep_last(ids: jax.Array, count: int) -> jax.Array:
+  """[B, L] right-padded -> [B, L] holding only each row's last `count` real items,
+  still packed left (older items dropped), so `L - count` slots are free."""
+  lengths = sequence_lengths(ids)  # [B]
+  shift = jnp.maximum(lengths - count, 0)  # [B]
+  cols = jnp.arange(ids.shape[1])[None, :] + shift[:, None]  # [B, L]
+  kept = jnp.take_along_axis(ids, jnp.minimum(cols, ids.shape[1] - 1), axis=1)
+  return jnp.where(jnp.arange(ids.shape[1])[None, :] < jnp.minimum(lengths, count)[:, None],
+                   kept, PAD_ID)
+
+
+def attention_cache(batch: int, length: int, num_heads: int, features: int,
+                    dtype: Dtype = jnp.float32) -> dict:
+  """An empty self-attention cache {"k", "v"}: [B, S, N, H] zeros."""
+  shape = (batch, length, num_heads, features // num_heads)
+  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
 class ItemEmbedding(nn.Module):
@@ -76,19 +110,33 @@ class LearnedPositions(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:  # x: [B, L, D]
+  def __call__(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+    """x: [B, T, D]. positions: optional [B, T] explicit positions (decoding); by
+    default row t gets position t."""
     pos = self.param("pos_embedding",
                      nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, EMBED)),
                      (self.max_len, self.features), self.param_dtype)
+    if positions is not None:
+      return x + jnp.take(pos, positions, axis=0, mode="clip").astype(self.dtype)  # [B, T, D]
     return x + pos[None, : x.shape[1]].astype(self.dtype)
 
 
 class MultiHeadAttention(nn.Module):
   """Multi-head attention through `jax.nn.dot_product_attention`.
 
-  `implementation` is passed through: None lets JAX pick (XLA), "cudnn" asks for the
-  flash kernel on NVIDIA GPUs. With `is_causal` and right padding no dense mask is
+  `implementation`: "xla", "cudnn" (the flash kernel on NVIDIA GPUs), or None / ""
+  for the auto choice of `resolve_attention_impl` (cuDNN for bf16/fp16 on a GPU, XLA
+  elsewhere). With `is_causal` and right padding no dense mask is
   needed; `kv_lengths` masks padded keys for bidirectional use.
+
+  Decoding (only when `cache` is given; the call then returns `(out, new_cache)`):
+    * self-attention: `cache = {"k", "v"}` of [B, S, N, H] and `cache_index` [B], the
+      position of `x[:, 0]` in each row. The new keys/values are written at
+      `cache_index + 0..T-1` and each query attends to the cached keys at or before
+      its own position.
+    * cross-attention (`cache_index` None): keys/values of `context` are computed
+      when `context` is given (pass `cache={}`) and returned, else taken from
+      `cache`; `kv_lengths` masks padded memory.
   """
 
   num_heads: int
@@ -99,24 +147,51 @@ class MultiHeadAttention(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
                is_causal: bool = False, kv_lengths: jax.Array | None = None,
-               mask: jax.Array | None = None) -> jax.Array:
+               mask: jax.Array | None = None, cache: dict | None = None,
+               cache_index: jax.Array | None = None):
     features = x.shape[-1]
     head_dim = features // self.num_heads
-    context = x if context is None else context
     dense = lambda name: nn.DenseGeneral(
         (self.num_heads, head_dim), dtype=self.dtype, param_dtype=self.param_dtype,
         kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(),
                                                  (EMBED, HEADS, KV)), name=name)
+    out_proj = lambda h: nn.DenseGeneral(
+        features, axis=(-2, -1), dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(),
+                                                 (HEADS, KV, EMBED)), name="out")(h)
+    if cache is not None:
+      return self._decode(dense, out_proj, x, context, kv_lengths, cache, cache_index)
+    context = x if context is None else context
     q = dense("query")(x)  # [B, T, N, H]
     k = dense("key")(context)  # [B, S, N, H]
     v = dense("value")(context)  # [B, S, N, H]
+    impl = resolve_attention_impl(self.implementation, q.dtype, head_dim,
+                                  has_mask=mask is not None)
     out = jax.nn.dot_product_attention(
         q, k, v, mask=mask, is_causal=is_causal,
-        key_value_seq_lengths=kv_lengths, implementation=self.implementation)
-    return nn.DenseGeneral(
-        features, axis=(-2, -1), dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(),
-                                                 (HEADS, KV, EMBED)), name="out")(out)
+        key_value_seq_lengths=kv_lengths, implementation=impl)
+    return out_proj(out)
+
+  def _decode(self, dense, out_proj, x, context, kv_lengths, cache, cache_index):
+    """The cached path (see the class docstring). -> (out [B, T, D], new cache)."""
+    q = dense("query")(x)  # [B, T, N, H]
+    if cache_index is not None:  # self-attention over the cache
+      batch, steps = x.shape[0], x.shape[1]
+      pos = cache_index[:, None] + jnp.arange(steps)[None]  # [B, T]
+      rows = jnp.arange(batch)[:, None]  # [B, 1]
+      k = cache["k"].at[rows, pos].set(dense("key")(x).astype(cache["k"].dtype), mode="drop")
+      v = cache["v"].at[rows, pos].set(dense("value")(x).astype(cache["v"].dtype), mode="drop")
+      keys = jnp.arange(k.shape[1])  # [S]
+      attend = keys[None, None, None, :] <= pos[:, None, :, None]  # [B, 1, T, S]
+      out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=attend)
+      return out_proj(out), {"k": k, "v": v}
+    if context is not None:  # cross-attention: project the memory once
+      k, v = dense("key")(context), dense("value")(context)  # [B, S, N, H]
+    else:
+      k, v = cache["k"], cache["v"]
+    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype),
+                                       key_value_seq_lengths=kv_lengths)
+    return out_proj(out), {"k": k, "v": v}
 
 
 class FeedForward(nn.Module):
@@ -155,12 +230,31 @@ class TransformerBlock(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool, is_causal: bool = False,
                kv_lengths: jax.Array | None = None, mask: jax.Array | None = None,
                memory: jax.Array | None = None,
-               memory_lengths: jax.Array | None = None) -> jax.Array:  # x: [B, L, D]
+               memory_lengths: jax.Array | None = None, cache: dict | None = None,
+               cache_index: jax.Array | None = None):  # x: [B, L, D]
+    """-> [B, L, D]; with `cache` (decoding) -> ([B, T, D], new cache).
+
+    Decoding: `cache = {"self": {"k", "v"}}` (see `MultiHeadAttention`), positions
+    `cache_index` [B]; with cross-attention also `"cross"`: `{}` to project `memory`
+    once, or the `{"k", "v"}` returned by that call (then `memory` may be None).
+    """
     drop = lambda h: nn.Dropout(self.dropout)(h, deterministic=not train)
     norm = lambda name: nn.LayerNorm(dtype=self.dtype, param_dtype=self.param_dtype, name=name)
     attn = lambda name: MultiHeadAttention(
         self.num_heads, dtype=self.dtype, param_dtype=self.param_dtype,
         implementation=self.attention_impl, name=name)
+    if cache is not None:
+      h, self_cache = attn("self_attention")(norm("ln_attention")(x), cache=cache["self"],
+                                             cache_index=cache_index)
+      x = x + drop(h)
+      new_cache = {"self": self_cache}
+      if self.cross_attention:
+        h, new_cache["cross"] = attn("cross_attention")(
+            norm("ln_cross")(x), memory, kv_lengths=memory_lengths, cache=cache["cross"])
+        x = x + drop(h)
+      h = FeedForward(self.mlp_dim, self.dropout, dtype=self.dtype,
+                      param_dtype=self.param_dtype, name="mlp")(norm("ln_mlp")(x), train=train)
+      return x + drop(h), new_cache
     h = attn("self_attention")(norm("ln_attention")(x), is_causal=is_causal,
                                kv_lengths=kv_lengths, mask=mask)
     x = x + drop(h)

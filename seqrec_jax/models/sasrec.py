@@ -2,6 +2,10 @@
 
 Scoring interface shared by every model: `encode(history) -> [B, D]` user state after
 the last real item, `item_table() -> [V, D]` (row i scores item i; row 0 is padding).
+
+Generation interface (`infer/generate.py`): `prefill(history, steps)` runs the causal
+stack once and returns the first state and a KV cache; `decode_step(tokens, cache)`
+appends one item per row; `prefix_state` recomputes the same state without a cache.
 """
 
 from __future__ import annotations
@@ -56,3 +60,63 @@ class SASRec(nn.Module):
 
   def item_table(self) -> jax.Array:
     return self.item_embedding.item_table()
+
+  # ---- Generation ------------------------------------------------------------------------
+
+  def _generation_window(self, history: jax.Array, steps: int) -> jax.Array:
+    """The latest `max_len - steps + 1` items, so `steps - 1` appended items still fit
+    in the learned positions (the cache never has to shift). [B, L <= max_len] ->
+    [B, max_len]."""
+    if not 1 <= steps <= self.max_len:
+      raise ValueError(f"steps={steps} must be in 1..max_len={self.max_len}")
+    if history.shape[1] > self.max_len:
+      raise ValueError(f"history length {history.shape[1]} > max_len={self.max_len}")
+    history = jnp.pad(history, ((0, 0), (0, self.max_len - history.shape[1])))
+    return layers.keep_last(history, self.max_len - steps + 1)
+
+  def _embed(self, ids: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+    x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
+    x = self.positions(x, positions)
+    return x * (ids != layers.PAD_ID)[..., None].astype(x.dtype)
+
+  def prefill(self, history: jax.Array, steps: int) -> tuple[jax.Array, dict]:
+    """State after the last real item of the generation window, and the KV cache.
+
+    history: [B, L] -> ([B, D], cache); cache["index"] [B] is where the next item goes.
+    """
+    ids = self._generation_window(history, steps)  # [B, L]
+    batch = ids.shape[0]
+    x = self._embed(ids)  # [B, L, D]
+    start = jnp.zeros((batch,), jnp.int32)
+    caches = []
+    for block in self.blocks:
+      empty = layers.attention_cache(batch, self.max_len, self.num_heads, self.embed_dim,
+                                     self.dtype)
+      x, cache = block(x, train=False, cache={"self": empty}, cache_index=start)
+      caches.append(cache)
+    x = self.final_norm(x)  # [B, L, D]
+    lengths = layers.sequence_lengths(ids)
+    last = jnp.maximum(lengths - 1, 0)
+    state = jnp.take_along_axis(x, last[:, None, None], axis=1)[:, 0]  # [B, D]
+    return state, {"index": lengths, "layers": caches}
+
+  def decode_step(self, tokens: jax.Array, cache: dict) -> tuple[jax.Array, dict]:
+    """Appends `tokens` [B] at `cache["index"]`; -> (state after them [B, D], cache)."""
+    pos = cache["index"]  # [B]
+    x = self._embed(tokens[:, None], pos[:, None])  # [B, 1, D]
+    new = []
+    for block, c in zip(self.blocks, cache["layers"]):
+      x, c = block(x, train=False, cache=c, cache_index=pos)
+      new.append(c)
+    return self.final_norm(x)[:, 0], {"index": pos + 1, "layers": new}
+
+  def prefix_state(self, history: jax.Array, generated: jax.Array, count: jax.Array,
+                   steps: int) -> jax.Array:
+    """Without a cache: the state after the window plus the first `count` of
+    `generated` [B, T], recomputed over the whole prefix. -> [B, D]."""
+    ids = self._generation_window(history, steps)
+    lengths = layers.sequence_lengths(ids)
+    t = jnp.arange(generated.shape[1])[None]  # [1, T]
+    values = jnp.where(t < count, generated, layers.PAD_ID)
+    ids = ids.at[jnp.arange(ids.shape[0])[:, None], lengths[:, None] + t].set(values, mode="drop")
+    return self.encode(ids)

@@ -1,6 +1,8 @@
 """`python -m seqrec_jax.train --config=configs/x.py --workdir=DIR [--config.a.b=v ...]`.
 
-Trains, or resumes when DIR already holds checkpoints of the run.
+Trains, or resumes when DIR already holds checkpoints of the run. With
+`config.gan.enabled` it runs the adversarial loop instead (`train/adversarial.py`:
+MLE pre-training of the generator, then adversarial training).
 """
 
 from absl import app, flags, logging
@@ -19,7 +21,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO; -v 0 brings it back
     logging.set_verbosity(logging.WARNING)
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if _CONFIG.value.gan.enabled:
+    from seqrec_jax.train.adversarial import train_gan  # pylint: disable=import-outside-toplevel
+    train_gan(_CONFIG.value, _WORKDIR.value)
+  else:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

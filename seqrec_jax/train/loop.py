@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from seqrec_jax import config as config_lib
 from seqrec_jax import metrics, models, parallel
-from seqrec_jax.data import pipeline
+from seqrec_jax.data import device_data, pipeline
 from seqrec_jax.data.dataset import leave_one_out
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.train import checkpoint, optim, steps, tasks
@@ -117,6 +117,66 @@ def _selection_value(result: dict, cfg) -> float:
   return result[prefix + cfg.eval.select_metric]
 
 
+class Progress:
+  """Console progress with rate and ETA; returns the record for metrics.jsonl."""
+
+  def __init__(self, total_steps: int, steps_per_epoch: int, num_epochs: int, start_step: int):
+    self.total_steps, self.steps_per_epoch, self.num_epochs = total_steps, steps_per_epoch, num_epochs
+    self.start_step = self._last_step = start_step
+    self.start_time = self._last_time = time.time()
+
+  def elapsed(self) -> float:
+    return time.time() - self.start_time
+
+  def report(self, step: int, m: dict) -> dict:
+    now = time.time()
+    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    overall = (step - self.start_step) / max(now - self.start_time, 1e-9)
+    eta = (self.total_steps - step) / max(overall, 1e-9)
+    tps = float(m["targets"]) * rate
+    print(f"epoch {math.ceil(step / self.steps_per_epoch)}/{self.num_epochs} "
+          f"step {step}/{self.total_steps} loss {float(m['loss']):.4f} | {rate:.2f} steps/s "
+          f"{tps:,.0f} targets/s | ETA {_fmt_time(eta)}", flush=True)
+    self._last_step, self._last_time = step, now
+    return {"step": step, "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
+            "steps_per_s": rate, "targets_per_s": tps, "time": self.elapsed()}
+
+
+def _chunk_row(stacked: dict, first_step: int) -> tuple[dict, int]:
+  """The metrics of a device-path chunk ([n] each) to report: the first non-finite
+  step's if any (for the NaN guard), else the last. -> (row, its step number)."""
+  bad = ~(np.isfinite(stacked["loss"]) & np.isfinite(stacked["grad_norm"]))  # [n]
+  row = int(np.argmax(bad)) if bad.any() else bad.size - 1
+  return {k: v[row] for k, v in stacked.items()}, first_step + row + 1
+
+
+def check_finite(m: dict, step: int, workdir: str) -> None:
+  """The NaN/Inf guard: stops the run before a bad state can be checkpointed."""
+  if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+    raise NonFiniteLossError(
+        f"loss is {m['loss']} (grad_norm {m['grad_norm']}) at step {step}; stopping. "
+        f"Lower config.optim.lr or use config.model.dtype='float32'. The last good "
+        f"checkpoint is in {workdir}/checkpoints.")
+
+
+def update_selection(meta: dict, result: dict, step: int, cfg) -> bool:
+  """Best-on-validation bookkeeping and early stopping; True when `result` is the new best."""
+  value = _selection_value(result, cfg)
+  improved = value > meta["best_value"]
+  if improved:
+    meta.update(best_value=value, best_step=step, bad_evals=0)
+  else:
+    meta["bad_evals"] += 1
+  metric = cfg.eval.select_metric
+  print(f"valid step {step}: {metric} {result[metric]:.4f} hr@10 {result['hr@10']:.4f} "
+        f"(exclude_seen {metric} {result['excl/' + metric]:.4f}){'  *best*' if improved else ''}",
+        flush=True)
+  if cfg.train.patience and meta["bad_evals"] >= cfg.train.patience:
+    meta["stopped_early"] = True
+    print(f"early stop: no improvement in {cfg.train.patience} evaluations", flush=True)
+  return improved
+
+
 def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the configured model in `workdir`; returns the final report."""
   config_lib.validate(cfg)
@@ -129,12 +189,16 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---- Data --------------------------------------------------------------------------
   t0 = time.time()
   dataset = load_dataset(cfg.data)
-  split = leave_one_out(dataset)
+  split = leave_one_out(dataset, cfg.data.leave_last_k)
   logging.info("data: %d users, %d items, %d interactions (%.1fs); report %s",
                dataset.num_users, dataset.num_items, dataset.items.size, time.time() - t0,
                json.dumps(dataset.report))
   print(f"data: {dataset.num_users} users, {dataset.num_items} items, "
-        f"{dataset.items.size} interactions", flush=True)
+        f"{dataset.items.size} interactions ({time.time() - t0:.1f}s)", flush=True)
+  dropped = ("malformed", "missing_ids", "below_min_rating", "duplicate_rows", "dedup_dropped",
+             "kcore_dropped", "users_dropped")
+  print("data report: " + ", ".join(f"{k}: {dataset.report.get(k, 0)}" for k in dropped)
+        + f" (cache {dataset.report.get('cache', 'off')})", flush=True)
 
   # ---- Mesh, model, optimizer, state ---------------------------------------------------
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
@@ -150,7 +214,8 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   init_params = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
   state, state_sh = create_train_state(init_params, tx, cfg.seed, mesh)
 
-  train_iter = iter(pipeline.train_dataset(
+  on_device = cfg.train.input == "device"  # the device path has no iterator: it resumes from state.step
+  train_iter = None if on_device else iter(pipeline.train_dataset(
       task.source, task.example_fn, global_batch=cfg.train.batch_size, seed=cfg.seed,
       process_index=jax.process_index(), process_count=jax.process_count()))
 
@@ -166,63 +231,63 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   rank_fn = steps.jit_rank_step(model, dataset.num_items, state_sh.params, mesh)
   valid_arrays = pipeline.eval_arrays(split, "valid", cfg.model.max_len)
   batch_sh = parallel.batch_sharding(mesh)
+  if on_device:  # whole dataset + every epoch's order uploaded once; batches built in the step
+    train_data = device_data.build_causal_data(
+        split, task.source.users, max_len=cfg.model.max_len, batch_size=cfg.train.batch_size,
+        num_steps=total_steps, seed=cfg.seed, crop=cfg.task.crop, mesh=mesh,
+        process_count=jax.process_count())
+    train_chunk = steps.TrainSteps(task.loss_fn, tx, state_sh, mesh, device_data.causal_batch)
 
   # ---- Train loop ------------------------------------------------------------------------
   step = int(state.step)
-  start_step, start_time = step, time.time()
-  window_time, window_steps = time.time(), 0
+  progress = Progress(total_steps, steps_per_epoch, cfg.train.num_epochs, step)
   done = meta["stopped_early"] or step >= total_steps
   while not done:
-    batch = parallel.to_global(next(train_iter), batch_sh)
-    state, train_metrics = train_step(state, batch)
-    step += 1
-    window_steps += 1
+    prev = step
+    if on_device:  # one dispatch of up to steps_per_dispatch steps, never past an epoch end
+      n = min(cfg.train.steps_per_dispatch, steps_per_epoch - step % steps_per_epoch,
+              total_steps - step)
+      if cfg.train.max_steps_this_run:
+        n = min(n, cfg.train.max_steps_this_run - (step - progress.start_step))
+      state, train_metrics = train_chunk(state, train_data, n)  # metrics: [n] each
+      step += n
+    else:
+      batch = parallel.to_global(next(train_iter), batch_sh)
+      state, train_metrics = train_step(state, batch)
+      step += 1
     epoch_end = step % steps_per_epoch == 0
-    if step % cfg.train.log_every_steps == 0 or epoch_end or step == total_steps:
-      m = jax.device_get(train_metrics)
-      if not np.isfinite(m["loss"]):
-        raise NonFiniteLossError(
-            f"loss is {m['loss']} at step {step} (grad_norm {m['grad_norm']}); stopping. "
-            f"Lower config.optim.lr or set config.model.dtype='float32'. The last good "
-            f"checkpoint is in {workdir}/checkpoints.")
-      now = time.time()
-      rate = window_steps / max(now - window_time, 1e-9)
-      eta = (total_steps - step) / max((step - start_step) / max(now - start_time, 1e-9), 1e-9)
-      tps = float(m["targets"]) * rate
-      print(f"epoch {math.ceil(step / steps_per_epoch)}/{cfg.train.num_epochs} "
-            f"step {step}/{total_steps} loss {float(m['loss']):.4f} | {rate:.2f} steps/s "
-            f"{tps:,.0f} targets/s | ETA {_fmt_time(eta)}", flush=True)
-      writer.write({"kind": "train", "step": step, "loss": float(m["loss"]),
-                    "grad_norm": float(m["grad_norm"]), "steps_per_s": rate,
-                    "targets_per_s": tps, "time": now - start_time})
-      window_time, window_steps = now, 0
-    if not epoch_end and step < total_steps:
-      continue
-    epoch = step // steps_per_epoch
     last = step >= total_steps
-    if epoch % cfg.train.eval_every_epochs == 0 or last:
-      result = evaluate_stage(rank_fn, state.params, valid_arrays, cfg.eval.batch_size, mesh,
-                              cfg.eval.ks)
-      value = _selection_value(result, cfg)
-      improved = value > meta["best_value"]
-      if improved:
-        meta.update(best_value=value, best_step=step, bad_evals=0)
-        ckpts.save_best(step, state.params, {"step": step, "epoch": epoch, "valid": result})
+    if step // cfg.train.log_every_steps > prev // cfg.train.log_every_steps or epoch_end or last:
+      m = jax.device_get(train_metrics)
+      if on_device:
+        m, step_of_m = _chunk_row(m, prev)
+        check_finite(m, step_of_m, workdir)
       else:
-        meta["bad_evals"] += 1
-      print(f"valid epoch {epoch}: {cfg.eval.select_metric} {result[cfg.eval.select_metric]:.4f} "
-            f"hr@10 {result['hr@10']:.4f} (excl: {result['excl/' + cfg.eval.select_metric]:.4f})"
-            f"{'  *best*' if improved else ''}", flush=True)
-      writer.write({"kind": "valid", "step": step, "epoch": epoch, **result})
-      if cfg.train.patience and meta["bad_evals"] >= cfg.train.patience:
-        meta["stopped_early"] = True
-        print(f"early stop: no improvement in {cfg.train.patience} evaluations", flush=True)
-    if epoch % cfg.train.checkpoint_every_epochs == 0 or last or meta["stopped_early"]:
-      ckpts.save(step, state, train_iter, meta)
-    done = last or meta["stopped_early"]
+        check_finite(m, step, workdir)
+      writer.write({"kind": "train", **progress.report(step, m)})
+    if epoch_end or last:
+      epoch = step // steps_per_epoch
+      if epoch % cfg.train.eval_every_epochs == 0 or last:
+        result = evaluate_stage(rank_fn, state.params, valid_arrays, cfg.eval.batch_size,
+                                mesh, cfg.eval.ks)
+        writer.write({"kind": "valid", "step": step, "epoch": epoch, **result})
+        if update_selection(meta, result, step, cfg):
+          ckpts.save_best(step, state.params, {"step": step, "epoch": epoch, "valid": result})
+      done = last or meta["stopped_early"]
+      if epoch % cfg.train.checkpoint_every_epochs == 0 or done:
+        ckpts.save(step, state, train_iter, meta)
+    run_steps = step - progress.start_step
+    if not done and cfg.train.max_steps_this_run and run_steps >= cfg.train.max_steps_this_run:
+      if ckpts.latest.latest_step() != step:  # (an epoch end has just saved it)
+        ckpts.save(step, state, train_iter, meta)
+      ckpts.wait()
+      ckpts.close()
+      print(f"stopping after {run_steps} steps (train.max_steps_this_run); "
+            f"run the same command again to resume", flush=True)
+      return {"interrupted_at_step": step}
 
   ckpts.wait()
-  train_seconds = time.time() - start_time
+  train_seconds = progress.elapsed()
 
   # ---- Test: once, for the model picked on validation -------------------------------------
   best_params, best_meta = ckpts.restore_best(

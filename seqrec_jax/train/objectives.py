@@ -42,3 +42,29 @@ def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn
+
+
+def cloze_loss(model: nn.Module, loss_cfg) -> LossFn:
+  """BERT4Rec: predict the original items at the masked positions. The batch has the
+  same layout as the causal task (inputs with masks applied, targets, weights)."""
+  return causal_loss(model, loss_cfg)
+
+
+def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
+  """Encoder-decoder with teacher forcing: predict the next k items from the history.
+
+  batch: history [B, L], dec_inputs [B, k] ([BOS] + future[:-1]), targets/weights [B, k].
+  """
+
+  def loss_fn(params, batch, rng):
+    dropout_rng, loss_rng = jax.random.split(rng)
+
+    def forward(module, history, dec_inputs):
+      return module(history, train=True, dec_inputs=dec_inputs), module.item_table()
+
+    hidden, table = model.apply({"params": params}, batch["history"], batch["dec_inputs"],
+                                method=forward, rngs={"dropout": dropout_rng})  # [B, k, D]
+    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg)
+    return loss, {"targets": batch["weights"].sum()}
+
+  return loss_fn

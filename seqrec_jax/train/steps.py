@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -33,6 +35,51 @@ def jit_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, state_sh: 
   fn = lambda state, batch: train_step(state, batch, loss_fn=loss_fn, tx=tx)
   return jax.jit(fn, in_shardings=(state_sh, parallel.batch_sharding(mesh)),
                  out_shardings=(state_sh, parallel.replicated(mesh)), donate_argnums=0)
+
+
+def train_steps(state: TrainState, data: Any, *, loss_fn: LossFn,
+                tx: optax.GradientTransformation, num_steps: int,
+                batch_fn: Callable[[Any, jax.Array], dict], batch_sh: Any = None
+                ) -> tuple[TrainState, dict]:
+  """`num_steps` updates in one `lax.scan`; step s trains on `batch_fn(data, s)`.
+
+  The device-resident path: `data` lives on the device and `batch_fn` assembles the
+  batch there (`data.device_data.causal_batch`), so nothing crosses from the host.
+  Each step is `train_step`, so N scanned steps equal N single steps.
+  -> (state, metrics with a leading [num_steps] axis).
+  """
+
+  def body(state, _):
+    batch = batch_fn(data, state.step)  # [B, L] each
+    if batch_sh is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sh)
+    return train_step(state, batch, loss_fn=loss_fn, tx=tx)
+
+  return jax.lax.scan(body, state, None, length=num_steps)
+
+
+class TrainSteps:
+  """`(state, data, num_steps) -> (state, stacked metrics)`: `train_steps` jitted once
+  per distinct `num_steps`, state donated, data replicated, batches split on `data`."""
+
+  def __init__(self, loss_fn: LossFn, tx: optax.GradientTransformation, state_sh: Any,
+               mesh: Mesh, batch_fn: Callable[[Any, jax.Array], dict]):
+    self._args = dict(loss_fn=loss_fn, tx=tx, batch_fn=batch_fn,
+                      batch_sh=parallel.batch_sharding(mesh))
+    self._state_sh, self._rep = state_sh, parallel.replicated(mesh)
+    self._fns: dict[int, Any] = {}
+
+  def jitted(self, num_steps: int):
+    """The jitted function for `num_steps` (for `.lower(state, data).compile()`)."""
+    if num_steps not in self._fns:
+      fn = functools.partial(train_steps, num_steps=num_steps, **self._args)
+      self._fns[num_steps] = jax.jit(fn, in_shardings=(self._state_sh, self._rep),
+                                     out_shardings=(self._state_sh, self._rep),
+                                     donate_argnums=0)
+    return self._fns[num_steps]
+
+  def __call__(self, state: TrainState, data: Any, num_steps: int) -> tuple[TrainState, dict]:
+    return self.jitted(num_steps)(state, data)
 
 
 def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 
+from seqrec_jax import config as config_lib
 from seqrec_jax.data import pipeline
 from seqrec_jax.data.dataset import LeaveOneOut
 from seqrec_jax.train import objectives
@@ -24,9 +25,21 @@ class Task:
 
 
 def build_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
-  name = cfg.task.name
+  name = config_lib.task_name(cfg)  # "auto" -> the model's own task
   if name == "causal":
     return Task(source=pipeline.TrainSequences(split),
                 example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
                 loss_fn=objectives.causal_loss(model, cfg.loss))
-  raise ValueError(f"task.name={name!r}: expected one of ['causal']")
+  if name == "cloze":
+    return Task(source=pipeline.TrainSequences(split),
+                example_fn=pipeline.ClozeExample(
+                    cfg.model.max_len, mask_id=split.data.num_items + 1,
+                    mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,
+                    crop=cfg.task.crop),
+                loss_fn=objectives.cloze_loss(model, cfg.loss))
+  if name == "seq2seq":
+    return Task(source=pipeline.TrainSequences(split),
+                example_fn=pipeline.Seq2SeqExample(cfg.model.max_len, cfg.task.future_k,
+                                                   bos_id=split.data.num_items + 1),
+                loss_fn=objectives.seq2seq_loss(model, cfg.loss))
+  raise ValueError(f"task.name={name!r}: expected one of ['causal', 'cloze', 'seq2seq']")

@@ -1,0 +1,296 @@
+"""Shared by the benchmark scripts: build our SASRec trainer on the device-resident
+path, time it, count its FLOPs (analytic and XLA) and memory, and look up peak FLOP/s.
+
+Not a library module: the scripts in benchmarks/ import it as `common` (they put the
+repository root and this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from seqrec_jax import config as config_lib  # noqa: E402
+from seqrec_jax import models, parallel  # noqa: E402
+from seqrec_jax.data import device_data  # noqa: E402
+from seqrec_jax.data.dataset import LeaveOneOut, SequenceDataset, leave_one_out  # noqa: E402
+from seqrec_jax.data.load import load_dataset  # noqa: E402
+from seqrec_jax.models.layers import resolve_attention_impl  # noqa: E402
+from seqrec_jax.train import optim, steps, tasks  # noqa: E402
+from seqrec_jax.train.state import TrainState, create_train_state  # noqa: E402
+
+# Dense peak FLOP/s (bf16/fp16 tensor cores, no sparsity) by a substring of
+# `device.device_kind`, first match wins. MFU of float32 rows uses the same peak.
+PEAK_TFLOPS = (
+    ("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("GH200", 989.0),
+    ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0),
+    ("V100", 125.0), ("TPU v6", 918.0), ("TPU v5p", 459.0), ("TPU v5", 197.0),
+    ("TPU v4", 275.0),
+)
+
+
+def machine() -> dict:
+  dev = jax.devices()[0]
+  return {"backend": jax.default_backend(), "device_kind": dev.device_kind,
+          "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+          "host": platform.node(), "jax": jax.__version__, "python": platform.python_version(),
+          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git": _git_rev()}
+
+
+def _git_rev() -> str:
+  try:
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return ""
+
+
+def peak_flops(override_tflops: float = 0.0) -> tuple[float, str]:
+  """(peak FLOP/s, where it came from). CPU: a measured float32 matmul peak."""
+  if override_tflops > 0:
+    return override_tflops * 1e12, "--peak_tflops"
+  kind = jax.devices()[0].device_kind
+  for key, tflops in PEAK_TFLOPS:
+    if key.lower() in kind.lower():
+      return tflops * 1e12, f"table: {key} {tflops:g} TFLOP/s bf16 dense"
+  if jax.default_backend() == "cpu":
+    return measured_matmul_peak(), "measured f32 matmul (CPU: MFU is only indicative)"
+  return float("nan"), f"unknown device {kind!r}: pass --peak_tflops"
+
+
+def measured_matmul_peak(n: int = 1024, reps: int = 5) -> float:
+  """Best FLOP/s of an n x n float32 matmul on the default device."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = float("inf")
+  for _ in range(reps):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n**3 / best
+
+
+def analytic_flops(batch: int, length: int, dim: int, blocks: int, mlp: int,
+                   num_items: int) -> float:
+  """Training FLOPs of one SASRec step (forward x 3 for forward + backward).
+
+  Per position and block: Q, K, V and output projections 8*D^2, MLP 4*D*F, attention
+  scores and values 4*L*D (the full L x L the XLA kernel computes; causal kernels do
+  about half). Per position: full-softmax logits over the catalogue 2*D*V. Embedding
+  gathers, norms and the optimizer are not counted.
+  """
+  per_position = blocks * (8 * dim * dim + 4 * dim * mlp + 4 * length * dim) + 2 * dim * num_items
+  return 3.0 * batch * length * per_position
+
+
+def sasrec_config(dim: int = 64, blocks: int = 2, length: int = 200, batch: int = 128,
+                  dtype: str = "float32", heads: int = 1, vocab_chunk: int = 0,
+                  attention_impl: str = "") -> ml_collections.ConfigDict:
+  """The SASRec training config of a benchmark row (device input, crop=last)."""
+  cfg = config_lib.base_config()
+  cfg.model.update(max_len=length, embed_dim=dim, num_blocks=blocks, num_heads=heads,
+                   mlp_dim=4 * dim, dtype=dtype, attention_impl=attention_impl)
+  cfg.train.update(batch_size=batch, input="device", num_epochs=1)
+  cfg.loss.vocab_chunk = vocab_chunk
+  return cfg
+
+
+def ml1m_config(**overrides) -> ml_collections.ConfigDict:
+  """configs/sasrec_ml1m.py with the device path (and any `section.field` overrides)."""
+  from configs import sasrec_ml1m  # pylint: disable=import-outside-toplevel
+  cfg = sasrec_ml1m.get_config()
+  cfg.train.input = "device"
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    cfg[section][field] = value
+  return cfg
+
+
+def load_split(cfg) -> LeaveOneOut:
+  return leave_one_out(load_dataset(cfg.data), cfg.data.leave_last_k)
+
+
+def synthetic_split(num_users: int, num_items: int, length: int, seed: int = 0) -> LeaveOneOut:
+  """Every user has length + 3 random items, so every training window is full."""
+  rng = np.random.default_rng(seed)
+  per_user = length + 3
+  offsets = np.arange(num_users + 1, dtype=np.int64) * per_user
+  items = rng.integers(1, num_items + 1, size=offsets[-1]).astype(np.int32)
+  data = SequenceDataset(offsets=offsets, items=items, times=np.arange(offsets[-1]),
+                         user_ids=np.arange(num_users), item_ids=np.arange(num_items + 1))
+  return leave_one_out(data)
+
+
+@dataclasses.dataclass
+class Trainer:
+  """Our training setup on the device path, the same pieces `train/loop.py` uses."""
+
+  cfg: Any
+  split: LeaveOneOut
+  mesh: Any
+  model: Any
+  state: TrainState
+  state_sh: Any
+  data: device_data.DeviceCausalData
+  chunk: steps.TrainSteps
+  steps_per_epoch: int
+  attention_impl: str
+
+
+def build_trainer(cfg, split: LeaveOneOut, num_steps: int | None = None) -> Trainer:
+  """Model, optimizer, state and the on-device data for `num_steps` (default: all
+  epochs of the config)."""
+  config_lib.validate(cfg)
+  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
+  num_items = split.data.num_items
+  model = models.build_model(cfg.model, num_items)
+  task = tasks.build_task(cfg, model, split)
+  steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
+  total = num_steps or steps_per_epoch * cfg.train.num_epochs
+  tx = optim.build_optimizer(cfg.optim, steps_per_epoch * cfg.train.num_epochs)
+  dummy = np.zeros((1, cfg.model.max_len), np.int32)
+  init = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
+  state, state_sh = create_train_state(init, tx, cfg.seed, mesh)
+  data = device_data.build_causal_data(
+      split, task.source.users, max_len=cfg.model.max_len, batch_size=cfg.train.batch_size,
+      num_steps=total, seed=cfg.seed, crop=cfg.task.crop, mesh=mesh)
+  chunk = steps.TrainSteps(task.loss_fn, tx, state_sh, mesh, device_data.causal_batch)
+  impl = resolve_attention_impl(cfg.model.attention_impl, models.compute_dtype(cfg.model.dtype),
+                                cfg.model.embed_dim // cfg.model.num_heads)
+  return Trainer(cfg, split, mesh, model, state, state_sh, data, chunk, steps_per_epoch, impl)
+
+
+def _cost_flops(obj) -> float:
+  try:
+    cost = obj.cost_analysis()
+  except Exception:  # pylint: disable=broad-except  (not every backend has one)
+    return float("nan")
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get("flops", float("nan")))
+
+
+def _memory(compiled) -> dict:
+  out = {}
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # pylint: disable=broad-except
+    m = None
+  if m is not None:
+    for name in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+                 "alias_size_in_bytes", "generated_code_size_in_bytes"):
+      out[name] = int(getattr(m, name, 0) or 0)
+    out["compiled_peak_bytes"] = (out["argument_size_in_bytes"] + out["output_size_in_bytes"]
+                                  + out["temp_size_in_bytes"] - out["alias_size_in_bytes"])
+  stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
+  if stats:
+    out["device_peak_bytes_in_use"] = int(stats.get("peak_bytes_in_use", 0))
+    out["device_bytes_limit"] = int(stats.get("bytes_limit", 0))
+  return out
+
+
+def measure(tr: Trainer, steps_per_dispatch: int, dispatches: int) -> dict:
+  """Compiles one dispatch of `steps_per_dispatch` steps, runs it once to warm up, then
+  times `dispatches` more. Updates `tr.state`. -> the throughput record."""
+  n = steps_per_dispatch
+  fn = tr.chunk.jitted(n)
+  t = time.perf_counter()
+  lowered = fn.lower(tr.state, tr.data)
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - t
+  xla_flops_dispatch = _cost_flops(compiled)
+  # One step alone (no loop), for a per-step XLA count: cost analysis of a while loop
+  # may or may not multiply its body by the trip count.
+  xla_flops_step = _cost_flops(tr.chunk.jitted(1).lower(tr.state, tr.data))
+  state, m = compiled(tr.state, tr.data)
+  jax.block_until_ready(m)
+  first = float(np.asarray(m["loss"])[-1])
+  targets = 0.0
+  t = time.perf_counter()
+  for _ in range(dispatches):
+    state, m = compiled(state, tr.data)
+    targets += float(np.sum(np.asarray(m["targets"])))  # syncs on this dispatch's metrics
+  elapsed = time.perf_counter() - t
+  tr.state = state
+  timed_steps = n * dispatches
+  cfg = tr.cfg
+  flops = analytic_flops(cfg.train.batch_size, cfg.model.max_len, cfg.model.embed_dim,
+                         cfg.model.num_blocks, cfg.model.mlp_dim, tr.split.data.num_items)
+  return {
+      "steps_per_dispatch": n, "timed_steps": timed_steps, "seconds": elapsed,
+      "compile_s": compile_s, "steps_per_s": timed_steps / elapsed,
+      "targets_per_s": targets / elapsed,
+      "tokens_per_s": timed_steps * cfg.train.batch_size * cfg.model.max_len / elapsed,
+      "loss_first": first, "loss_last": float(np.asarray(m["loss"])[-1]),
+      "flops_analytic_step": flops, "flops_xla_step": xla_flops_step,
+      "flops_xla_dispatch": xla_flops_dispatch, **_memory(compiled)}
+
+
+def fmt_si(x: float) -> str:
+  if x != x:  # nan
+    return "n/a"
+  for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(x) >= div:
+      return f"{x / div:.3g}{unit}"
+  return f"{x:.3g}"
+
+
+# ---- RecBole (the peer), run in its own venv through recbole_worker.py ------------------------
+
+WORKER = REPO / "benchmarks" / "recbole_worker.py"
+
+
+def write_recbole_atomic(data: SequenceDataset, folder: str, name: str = "ml1m") -> str:
+  """Writes `data` as RecBole atomic files `<folder>/<name>/<name>.inter`.
+
+  Ids are our raw user/item ids; `timestamp` is the interaction's index in our CSR
+  order (each user's history in our chronological order with its stable tie-break),
+  so RecBole's `order: TO` reproduces our sequences exactly: RecBole stores float
+  fields as float32, which cannot order raw unix seconds (1e9 s in float32 has 64 s
+  steps), and equal timestamps would leave ties to its sort. -> the dataset folder.
+  """
+  path = os.path.join(folder, name)
+  os.makedirs(path, exist_ok=True)
+  users = np.repeat(data.user_ids, np.diff(data.offsets))  # [N]
+  items = data.item_ids[data.items]  # [N]
+  with open(os.path.join(path, f"{name}.inter"), "w") as f:
+    f.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+    for i, (u, it) in enumerate(zip(users.tolist(), items.tolist())):
+      f.write(f"{u}\t{it}\t1.0\t{i}\n")
+  return folder
+
+
+def run_recbole(python: str, args: dict, timeout: float) -> dict:
+  """Runs recbole_worker.py in RecBole's venv; -> its RESULT record (or {"error": ...})."""
+  cmd = [python, str(WORKER), json.dumps(args)]
+  # RecBole's Python gets RECBOLE_PYTHONPATH (e.g. where wheels were unpacked), not ours.
+  env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAX_PLATFORMS")}
+  if os.environ.get("RECBOLE_PYTHONPATH"):
+    env["PYTHONPATH"] = os.environ["RECBOLE_PYTHONPATH"]
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+  except (OSError, subprocess.TimeoutExpired) as e:
+    return {"error": f"{type(e).__name__}: {e}"}
+  for line in proc.stdout.splitlines()[::-1]:
+    if line.startswith("RESULT "):
+      return json.loads(line[len("RESULT "):])
+  tail = (proc.stdout[-1500:] + "\n" + proc.stderr[-3000:]).strip()
+  return {"error": f"RecBole exited {proc.returncode} without a result:\n{tail}"}

@@ -1,0 +1,134 @@
+"""Side by side: RecBole 1.2.1's SASRec vs ours, training targets/s on the same data
+and sizes, in one invocation.
+
+Both train on the ML-1M subset (users 1-2999, ../shared/data) read by our loader; it
+is written as RecBole atomic files (`ml1m.inter`: user_id:token, item_id:token,
+rating:float, timestamp:float; see common.write_recbole_atomic) so both see the same
+sequences. Split: leave-one-out (RecBole `eval_args: split: {'LS': 'valid_and_test'},
+order: TO, mode: full`). Model: d=64, 2 blocks, 1 head, inner 256, dropout 0.2,
+max length 200, full-softmax CE (RecBole `loss_type: CE`, `train_neg_sample_args:
+None`), batch 128, Adam lr 1e-3.
+
+Training targets: RecBole's SASRec trains one target per sample (the next item after
+each prefix); ours trains every position of each window that has a real next item
+(B x up to L per step). RecBole is timed over a bounded number of batches of its own
+`Trainer._train_epoch` (loader + forward + backward + step) after warm-up batches; ours
+over whole device-path dispatches (`train.input=device`) after compilation.
+
+RecBole needs torch and lives in its own venv (it does not import with Python 3.12's
+NumPy 2 stack as-is). On the 2-core CPU box this was run on:
+
+  /root/.pyenv/versions/3.11.7/bin/python -m venv /tmp/recbole-venv
+  /tmp/recbole-venv/bin/pip install torch==2.13.0 recbole==1.2.1   # torch CPU wheel
+
+recbole_worker.py adds the NumPy 2 aliases RecBole 1.2.1 needs and switches autograd
+anomaly detection off (RecBole switches it on at import, and it slows it severalfold).
+
+  python benchmarks/compare_recbole.py --recbole_python=/tmp/recbole-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import jax  # noqa: E402
+
+
+def ours(args, split) -> dict:
+  cfg = common.ml1m_config(**{"model.dtype": args.dtype, "model.max_len": args.max_len})
+  spd = args.steps_per_dispatch
+  tr = common.build_trainer(cfg, split, num_steps=spd * (args.dispatches + 1))
+  r = common.measure(tr, spd, args.dispatches)
+  r.update(attention=tr.attention_impl, dtype=cfg.model.dtype, input="device",
+           steps_per_epoch=tr.steps_per_epoch)
+  print(f"ours: {r['steps_per_s']:.3f} steps/s, {r['targets_per_s']:,.0f} targets/s "
+        f"({r['timed_steps']} steps, {r['seconds']:.1f}s; compile {r['compile_s']:.1f}s)",
+        flush=True)
+  return r
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--recbole_python", default="/tmp/recbole-venv/bin/python")
+  p.add_argument("--batches", type=int, default=100, help="RecBole: timed batches")
+  p.add_argument("--warmup", type=int, default=10, help="RecBole: untimed batches first")
+  p.add_argument("--steps_per_dispatch", type=int, default=23, help="ours (23 = one ML-1M epoch)")
+  p.add_argument("--dispatches", type=int, default=1, help="ours: timed dispatches")
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--max_len", type=int, default=200)
+  p.add_argument("--repeat_ours", choices=["on", "off"], default="on",
+                 help="measure ours before and after RecBole (load drift on a shared box)")
+  p.add_argument("--timeout", type=float, default=1200.0, help="RecBole subprocess limit (s)")
+  p.add_argument("--out", default=str(common.RESULTS))
+  p.add_argument("--tag", default="", help="file name suffix (default: backend)")
+  args = p.parse_args()
+  start = time.time()
+  cfg = common.ml1m_config(**{"model.max_len": args.max_len})
+  split = common.load_split(cfg)
+  data = split.data
+  print(f"ML-1M subset: {data.num_users} users, {data.num_items} items, {data.items.size} "
+        f"interactions", flush=True)
+
+  runs = [ours(args, split)]
+  folder = common.write_recbole_atomic(data, tempfile.mkdtemp(prefix="recbole_ml1m_"))
+  peer_args = {"mode": "throughput", "data_path": folder, "dataset": "ml1m",
+               "max_len": args.max_len, "dim": 64, "mlp_dim": 256, "blocks": 2, "heads": 1,
+               "dropout": 0.2, "batch_size": 128, "lr": 1e-3, "warmup": args.warmup,
+               "batches": args.batches}
+  if os.path.exists(args.recbole_python):
+    peer = common.run_recbole(args.recbole_python, peer_args, args.timeout)
+  else:
+    peer = {"error": f"{args.recbole_python} not found: install RecBole as in this docstring"}
+  if "error" in peer:
+    print(f"RecBole did not run: {peer['error']}", flush=True)
+  else:
+    print(f"RecBole: {peer['batches_per_s']:.2f} batches/s, {peer['targets_per_s']:,.0f} "
+          f"targets/s ({peer['batches']} batches, {peer['seconds']:.1f}s; {peer['users']} users, "
+          f"{peer['items']} items, {peer['interactions']} interactions; anomaly detection "
+          f"{peer['anomaly_detection']})", flush=True)
+  if args.repeat_ours == "on":
+    runs.append(ours(args, split))
+
+  mean = sum(r["targets_per_s"] for r in runs) / len(runs)
+  result = {"machine": common.machine(), "command": "python " + " ".join(sys.argv),
+            "ours": runs, "ours_targets_per_s": mean, "recbole": peer,
+            "seconds": time.time() - start}
+  lines = [f"# RecBole 1.2.1 SASRec vs seqrec_jax, {result['machine']['device_kind']} "
+           f"({os.cpu_count()} cores), {result['machine']['time']}", "",
+           f"Command: `{result['command']}`", "",
+           "| trainer | targets/s | steps (batches)/s | measured over |", "|---|---|---|---|"]
+  for i, r in enumerate(runs):
+    lines.append(f"| ours (device path, {r['dtype']}, run {i + 1}) | {r['targets_per_s']:,.0f} "
+                 f"| {r['steps_per_s']:.3f} | {r['timed_steps']} steps after compile |")
+  if "error" not in peer:
+    ratio = mean / peer["targets_per_s"]
+    result["ratio_targets_per_s"] = ratio
+    lines.append(f"| RecBole 1.2.1 (torch {peer['torch']}, {peer['device']}) "
+                 f"| {peer['targets_per_s']:,.0f} | {peer['batches_per_s']:.3f} "
+                 f"| {peer['batches']} batches after {args.warmup} warm-up |")
+    lines += ["", f"**Ratio (ours / RecBole), training targets/s: {ratio:.1f}x** "
+              f"(per step: ours {mean / runs[0]['steps_per_s'] if runs else 0:,.0f} targets, "
+              f"RecBole {peer['samples'] / max(peer['batches'], 1):.0f}); "
+              f"steps/s ratio {runs[0]['steps_per_s'] / peer['batches_per_s']:.2f}x."]
+    print(f"ratio ours/RecBole training targets/s: {ratio:.1f}x", flush=True)
+  else:
+    lines += ["", f"RecBole did not run: {peer['error'][:500]}"]
+  os.makedirs(args.out, exist_ok=True)
+  stem = os.path.join(args.out, f"compare_recbole_{args.tag or jax.default_backend()}")
+  with open(stem + ".json", "w") as f:
+    json.dump(result, f, indent=2, default=float)
+  with open(stem + ".md", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  print(f"wrote {stem}.json/.md ({time.time() - start:.0f}s)")
+
+
+if __name__ == "__main__":
+  main()

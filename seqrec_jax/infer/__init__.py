@@ -1,0 +1,1 @@
+"""Inference: generation of future sequences, loading trained runs."""
