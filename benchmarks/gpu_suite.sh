@@ -46,6 +46,7 @@ finish() {
            quality_final.json; do
     [ -f "$RES/$f" ] && cp "$RES/$f" "$OUT_DIR/"
   done
+  sleep 1  # let tee flush suite.log
 }
 trap finish EXIT
 

@@ -105,7 +105,9 @@ def throughput(args: dict) -> dict:
           "samples": timed.samples, "seconds": elapsed, "targets_per_s": timed.samples / elapsed,
           "batches_per_s": timed.batches / elapsed, "batches_per_epoch": len(train_data),
           "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
-          "interactions": int(dataset.inter_num), "device": str(config["device"]),
+          # RecBole's augmented (prefix -> next item) samples: every interaction but each
+          # user's first (its validation and test targets included)
+          "sequence_samples": int(dataset.inter_num), "device": str(config["device"]),
           "torch": torch.__version__, "threads": torch.get_num_threads(),
           "anomaly_detection": torch.is_anomaly_enabled()}
 

@@ -131,7 +131,7 @@ def train_gan(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---- Phase 2: data, models, optimizers, state ----------------------------------------------
   dataset = load_dataset(cfg.data)
-  split = leave_one_out(dataset)
+  split = leave_one_out(dataset, cfg.data.leave_last_k)
   num_items = dataset.num_items
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
   if cfg.train.batch_size % mesh.shape["data"] or cfg.eval.batch_size % mesh.shape["data"]:

@@ -178,6 +178,14 @@ def test_split_continuation_cuts_history_and_the_next_items():
   np.testing.assert_array_equal(np.asarray(w)[0], [1, 1, 1, 1, 0, 0])
 
 
+def test_sample_items_draws_from_the_softmax_and_never_padding():
+  logits = jnp.array([gan_steps.NEG, 1.0, 0.0, 2.0, -1.0])
+  draws = gan_steps.sample_items(jax.random.PRNGKey(0), jnp.broadcast_to(logits, (50_000, 5)))
+  freq = np.bincount(np.asarray(draws), minlength=5) / draws.size
+  assert freq[0] == 0
+  np.testing.assert_allclose(freq, jax.nn.softmax(logits), atol=0.01)
+
+
 def test_select_positions_prefers_real_positions():
   weights = jnp.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], jnp.float32)
   pos = np.asarray(gan_steps.select_positions(jax.random.PRNGKey(0), weights, 3))
