@@ -18,12 +18,13 @@ def get_config(arg: str = ""):
   cfg.model.mlp_dim = 256
   cfg.model.dropout = 0.2
   cfg.model.emb_dropout = 0.2
-  cfg.train.batch_size = 128
-  cfg.train.num_epochs = 200
-  cfg.train.eval_every_epochs = 5
-  cfg.train.patience = 6
-  cfg.optim.lr = 1e-3
-  cfg.optim.warmup_steps = 100
+  cfg.task.crop = "random"  # random window ends: long histories are used in full
+  cfg.train.batch_size = 64
+  cfg.train.num_epochs = 60
+  cfg.train.eval_every_epochs = 3
+  cfg.train.patience = 5
+  cfg.optim.lr = 3e-3
+  cfg.optim.warmup_steps = 200
   if arg:
     raise ValueError(f"unknown variant {arg!r}")
   return cfg
