@@ -7,34 +7,8 @@ with probability 0.1), full-softmax CE at masked positions, full-ranking evaluat
 Variant `:smoke`: a tiny one-epoch run.
 """
 
-from seqrec_jax.config import base_config, use_dataset
+from seqrec_jax.config import preset
 
 
 def get_config(arg: str = ""):
-  cfg = use_dataset(base_config(), "ml1m")
-  cfg.model.name = "bert4rec"
-  cfg.task.name = "cloze"
-  cfg.task.mask_prob = 0.2
-  cfg.task.mask_last_prob = 0.1
-  cfg.model.max_len = 200
-  cfg.model.embed_dim = 64
-  cfg.model.num_blocks = 2
-  cfg.model.num_heads = 2
-  cfg.model.mlp_dim = 256
-  cfg.model.dropout = 0.1
-  cfg.model.emb_dropout = 0.1
-  cfg.train.num_epochs = 200
-  cfg.train.eval_every_epochs = 5
-  cfg.train.patience = 6
-  if arg == "smoke":  # seconds on CPU: tiny model, one epoch
-    cfg.model.max_len = 20
-    cfg.model.embed_dim = 16
-    cfg.model.mlp_dim = 32
-    cfg.train.batch_size = 64
-    cfg.train.num_epochs = 1
-    cfg.train.eval_every_epochs = 1
-    cfg.train.log_every_steps = 10
-    cfg.train.patience = 0
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r} (expected '' or 'smoke')")
-  return cfg
+  return preset("bert4rec", "ml1m", arg)

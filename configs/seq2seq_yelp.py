@@ -8,24 +8,8 @@ Trained with teacher forcing on (history, next 5 items) pairs cut at random poin
 its first decoder step is the next-item score used by full-ranking evaluation.
 """
 
-from seqrec_jax.config import base_config, use_dataset
+from seqrec_jax.config import preset
 
 
 def get_config(arg: str = ""):
-  cfg = use_dataset(base_config(), "yelp")
-  cfg.model.name = "seq2seq"
-  cfg.task.name = "seq2seq"
-  cfg.task.future_k = 5
-  cfg.model.max_len = 50
-  cfg.model.embed_dim = 64
-  cfg.model.num_blocks = 2
-  cfg.model.num_heads = 1
-  cfg.model.mlp_dim = 256
-  cfg.model.dropout = 0.2
-  cfg.model.emb_dropout = 0.2
-  cfg.train.num_epochs = 200
-  cfg.train.eval_every_epochs = 5
-  cfg.train.patience = 6
-  if arg:
-    raise ValueError(f"unknown variant {arg!r}")
-  return cfg
+  return preset("seq2seq", "yelp", arg)

@@ -286,3 +286,40 @@ def gan_variant(cfg: ml_collections.ConfigDict, variant: str) -> ml_collections.
       raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
                        "smoke, gumbel, learned, elec)")
   return cfg
+
+
+_MOVIELENS = ("ml1m", "ml100k")  # long histories: windows of 200 items
+
+
+def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict:
+  """The standard config of `model` (sasrec | bert4rec | seq2seq) on one of DATASETS.
+
+  `configs/<model>_<dataset>.py` return this; variant `smoke` shrinks it to a
+  seconds-long CPU run.
+  """
+  cfg = use_dataset(base_config(), dataset)
+  movielens = dataset in _MOVIELENS
+  cfg.model.max_len = 200 if movielens else 50
+  cfg.train.num_epochs = 200
+  cfg.train.eval_every_epochs = 5
+  cfg.train.patience = 6
+  if model == "bert4rec":
+    cfg.model.name, cfg.task.name = "bert4rec", "cloze"
+    cfg.task.mask_prob = 0.2 if movielens else 0.4
+    cfg.task.mask_last_prob = 0.1
+    cfg.model.num_heads = 2
+    cfg.model.dropout = cfg.model.emb_dropout = 0.1
+  elif model == "seq2seq":
+    cfg.model.name, cfg.task.name = "seq2seq", "seq2seq"
+    cfg.task.future_k = 5
+  elif model != "sasrec":
+    raise ValueError(f"unknown model {model!r}; expected sasrec, bert4rec or seq2seq")
+  if arg == "smoke":  # seconds on CPU: tiny model, one epoch
+    cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
+    cfg.train.batch_size = 64
+    cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
+    cfg.train.log_every_steps = 10
+    cfg.train.patience = 0
+  elif arg:
+    raise ValueError(f"unknown variant {arg!r} (expected '' or 'smoke')")
+  return cfg
