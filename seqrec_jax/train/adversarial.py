@@ -157,10 +157,8 @@ def train_gan(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       process_index=jax.process_index(), process_count=jax.process_count()))
 
   ckpts = checkpoint.Checkpoints(workdir, cfg.train.max_to_keep)
-  meta = {"best_value": -math.inf, "best_step": -1, "bad_evals": 0, "stopped_early": False}
-  restored = ckpts.restore_latest(abstract_state(state_sh, state), train_iter)
-  if restored is not None:
-    state, meta = restored
+  state, meta, resumed = loop.restore_or_start(ckpts, state, state_sh, train_iter)
+  if resumed:
     print(f"resumed adversarial training from step {int(state.step)}", flush=True)
   else:
     state = load_pretrained(state, state_sh, cfg, pre_dir)
@@ -185,7 +183,7 @@ def train_gan(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     if loop.update_selection(meta, result, step, select_cfg):
       ckpts.save_best(step, rec_params(state), {"step": step, "epoch": epoch, "valid": result})
 
-  if restored is None:  # the starting point is a candidate too (the pre-trained G)
+  if not resumed:  # the starting point is a candidate too (the pre-trained G)
     validate(0, 0)
     ckpts.save(0, state, train_iter, meta)
 

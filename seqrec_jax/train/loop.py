@@ -177,6 +177,19 @@ def update_selection(meta: dict, result: dict, step: int, cfg) -> bool:
   return improved
 
 
+def restore_or_start(ckpts: checkpoint.Checkpoints, state: Any, state_sh: Any,
+                     data_iter: Any | None) -> tuple[Any, dict, bool]:
+  """(state, loop bookkeeping, resumed?): the newest restorable checkpoint, else a start.
+
+  `data_iter` (a fresh iterator, or None on the device path) is advanced in place.
+  """
+  meta = {"best_value": -math.inf, "best_step": -1, "bad_evals": 0, "stopped_early": False}
+  restored = ckpts.restore_latest(abstract_state(state_sh, state), data_iter)
+  if restored is None:
+    return state, meta, False
+  return restored[0], restored[1], True
+
+
 def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the configured model in `workdir`; returns the final report."""
   config_lib.validate(cfg)
@@ -221,10 +234,8 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---- Resume ----------------------------------------------------------------------------
   ckpts = checkpoint.Checkpoints(workdir, cfg.train.max_to_keep)
-  meta = {"best_value": -math.inf, "best_step": -1, "bad_evals": 0, "stopped_early": False}
-  restored = ckpts.restore_latest(abstract_state(state_sh, state), train_iter)
-  if restored is not None:
-    state, meta = restored
+  state, meta, resumed = restore_or_start(ckpts, state, state_sh, train_iter)
+  if resumed:
     print(f"resumed from step {int(state.step)} ({workdir}/checkpoints)", flush=True)
 
   train_step = steps.jit_train_step(task.loss_fn, tx, state_sh, mesh)
