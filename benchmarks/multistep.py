@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (puts the repository root on sys.path)
-from quality_table import build_config  # noqa: E402
+from quality_table import add_run_flags, build_config  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -121,17 +121,8 @@ def main():
   parser.add_argument("--models", default="seq2seq,sasrec")
   parser.add_argument("--k", type=int, default=5)
   parser.add_argument("--beams", type=int, default=4)
-  parser.add_argument("--variant", default="", help="config variant (get_config argument)")
-  parser.add_argument("--smoke", action="store_true",
-                      help="tiny model, one epoch: checks the script runs (seconds per model)")
-  parser.add_argument("--max_len", type=int, default=0)
-  parser.add_argument("--epochs", type=int, default=0)
-  parser.add_argument("--eval_every", type=int, default=0)
-  parser.add_argument("--patience", type=int, default=None)
-  parser.add_argument("--batch_size", type=int, default=0)
+  add_run_flags(parser)
   parser.add_argument("--eval_batch", type=int, default=256)
-  parser.add_argument("--set", action="append", default=[],
-                      help="extra override section.field=value (repeatable)")
   parser.add_argument("--tag", default="")
   parser.add_argument("--workdir_root", default="/tmp/seqrec_multistep")
   parser.add_argument("--retrain", action="store_true")

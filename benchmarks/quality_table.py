@@ -115,10 +115,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--datasets", default="ml1m", help="comma-separated dataset names")
-  parser.add_argument("--models", default=",".join(MODELS))
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+  """The flags `build_config` reads (shared with benchmarks/multistep.py)."""
   parser.add_argument("--variant", default="", help="config variant (get_config argument)")
   parser.add_argument("--smoke", action="store_true",
                       help="tiny model, one epoch: checks the script runs (seconds per model)")
@@ -129,6 +127,13 @@ def main():
   parser.add_argument("--batch_size", type=int, default=0)
   parser.add_argument("--set", action="append", default=[],
                       help="extra override section.field=value (repeatable)")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--datasets", default="ml1m", help="comma-separated dataset names")
+  parser.add_argument("--models", default=",".join(MODELS))
+  add_run_flags(parser)
   parser.add_argument("--tag", default="quality")
   parser.add_argument("--workdir_root", default="/tmp/seqrec_quality")
   parser.add_argument("--retrain", action="store_true")
