@@ -44,7 +44,7 @@ from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.data.dataset import leave_one_out  # noqa: E402
 from seqrec_jax.data.load import load_dataset  # noqa: E402
 from seqrec_jax.models.adversarial import Discriminator  # noqa: E402
-from seqrec_jax.train import adversarial, checkpoint  # noqa: E402
+from seqrec_jax.train import adversarial, checkpoint, loop  # noqa: E402
 
 CONFIGS = {"ml1m": gan_ml1m, "toys": gan_toys, "synthetic": gan_synthetic}
 MODELS = (("mle", "MLE only (SASRec)"), ("adversarial", "MLE + adversarial (G)"),
@@ -77,6 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="ELECRec run: positions per sequence G replaces (0 = all)")
   p.add_argument("--max_users", type=int, default=0, help="keep only the first N users")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--mle_dir", action="append", default=[], metavar="DATASET:WORKDIR",
+                 help="start from this finished training run (e.g. the SASRec CE run of "
+                      "configs/sasrec_ml1m.py) instead of training an MLE model here; its "
+                      "saved data/model/loss/optim/train settings replace the config's")
   p.add_argument("--set", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
                  help="any config key, e.g. gan.d_lr=3e-4 or toys:train.num_epochs=10 "
                  "(repeatable)")
@@ -135,6 +139,12 @@ def build_config(dataset: str, args: argparse.Namespace, workdir: str
     cfg[section][field] = _literal(value)  # ConfigDict rejects a value of the wrong type
   if args.max_users:
     subset_users(cfg, args.max_users, workdir)
+  mle_dir = dict(item.split(":", 1) for item in args.mle_dir).get(dataset)
+  if mle_dir:  # the finished run's own settings, so its checkpoint fits the generator
+    run = loop.load_config(mle_dir)
+    for section in ("data", "model", "task", "loss", "optim", "train", "eval"):
+      cfg[section] = run[section]
+    cfg.seed = run.seed
   cfg.gan.enabled = True
   return cfg
 
@@ -258,7 +268,9 @@ def plot_curves(dataset: str, dirs: dict, path: str) -> None:
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict:
   root = os.path.abspath(os.path.join(args.workdir, dataset))
   cfg = build_config(dataset, args, root)
-  dirs = {"mle": os.path.join(root, "mle"), "adversarial": os.path.join(root, "adversarial"),
+  mle_dir = dict(item.split(":", 1) for item in args.mle_dir).get(dataset)
+  dirs = {"mle": os.path.abspath(mle_dir) if mle_dir else os.path.join(root, "mle"),
+          "adversarial": os.path.join(root, "adversarial"),
           "discriminator": os.path.join(root, "discriminator")}
   seconds, reports = {}, {}
   t = time.time()

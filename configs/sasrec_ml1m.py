@@ -20,9 +20,10 @@ def get_config(arg: str = ""):
   cfg.model.emb_dropout = 0.2
   cfg.task.crop = "random"  # random window ends: long histories are used in full
   cfg.train.batch_size = 64
-  cfg.train.num_epochs = 60
-  cfg.train.eval_every_epochs = 3
-  cfg.train.patience = 5
+  cfg.train.length_grouping = 8  # similar-length batches cut to their longest window (exact)
+  cfg.train.num_epochs = 150
+  cfg.train.eval_every_epochs = 5
+  cfg.train.patience = 6
   cfg.optim.lr = 3e-3
   cfg.optim.warmup_steps = 200
   if arg:

@@ -86,6 +86,9 @@ def base_config() -> ml_collections.ConfigDict:
   # batches built inside the jitted step; causal task only; see data/device_data.py).
   c.train.input = "grain"
   c.train.steps_per_dispatch = 50  # device input: steps per jitted lax.scan (never past an epoch end)
+  # grain input: > 0 sorts sequences by length within groups of this many batches and cuts
+  # each batch to its longest window (exact; skips padding; one compilation per width).
+  c.train.length_grouping = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.ks = (1, 5, 10, 20, 50)
@@ -189,6 +192,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
   if cfg.train.steps_per_dispatch <= 0:
     raise ValueError(f"config.train.steps_per_dispatch={cfg.train.steps_per_dispatch!r} must be > 0")
+  if cfg.train.length_grouping < 0:
+    raise ValueError(f"config.train.length_grouping={cfg.train.length_grouping!r} must be >= 0")
+  if cfg.train.length_grouping and cfg.train.input == "device":
+    raise ValueError("config.train.length_grouping needs config.train.input='grain' (the "
+                     "device path keeps one static batch shape)")
   if cfg.train.input == "device" and task_name(cfg) != "causal":
     raise ValueError(f"config.train.input='device' supports only the causal task (SASRec); "
                      f"task {task_name(cfg)!r} (model.name={cfg.model.name!r}) needs "
@@ -303,6 +311,7 @@ def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict
   cfg.train.num_epochs = 200
   cfg.train.eval_every_epochs = 5
   cfg.train.patience = 6
+  cfg.train.length_grouping = 8  # similar-length batches cut to their longest window (exact)
   if model == "bert4rec":
     cfg.model.name, cfg.task.name = "bert4rec", "cloze"
     cfg.task.mask_prob = 0.2 if movielens else 0.4

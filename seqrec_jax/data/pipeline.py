@@ -31,6 +31,7 @@ class TrainSequences:
     data = split.data
     lengths = split.train_end - data.offsets[:-1]
     self.users = np.flatnonzero(lengths >= min_len)  # [U']
+    self.lengths = lengths[self.users]  # [U'] training items of each sequence
     self._split = split
 
   def __len__(self) -> int:
@@ -53,6 +54,11 @@ class CausalExample:
 
   max_len: int
   crop: str = "last"
+  window_keys = ("inputs", "targets", "weights")  # the [L] arrays (cut by length grouping)
+
+  def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
+    """Real positions of the example of a sequence of each length. [n] -> [n]."""
+    return np.minimum(lengths - 1, self.max_len)
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator | None = None) -> dict:
     if self.crop == "random" and rng is not None and seq.size > self.max_len + 1:
@@ -81,6 +87,10 @@ class ClozeExample:
   mask_prob: float = 0.2
   mask_last_prob: float = 0.1
   crop: str = "last"
+  window_keys = ("inputs", "targets", "weights")
+
+  def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
+    return np.minimum(lengths, self.max_len)
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
     if self.crop == "random" and seq.size > self.max_len:
@@ -112,6 +122,11 @@ class Seq2SeqExample:
   max_len: int
   future_k: int
   bos_id: int
+  window_keys = ("history",)
+
+  def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
+    """An upper bound: the history is cut at a random point before the last item."""
+    return np.minimum(lengths - 1, self.max_len)
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
     cut = int(rng.integers(1, seq.size)) if seq.size > 1 else seq.size
@@ -147,34 +162,111 @@ class EpochShuffled:
 
   def __init__(self, source, seed: int, max_epochs: int = 1_000_000):
     self.source, self.seed, self.n, self.max_epochs = source, seed, len(source), max_epochs
-    self._epoch, self._perm = -1, None
+    self._cache = (-1, None)  # (epoch, permutation): one attribute, swapped atomically
 
   def __len__(self) -> int:
     return self.n * self.max_epochs
 
   def __getitem__(self, i: int):
     epoch, pos = divmod(int(i), self.n)
-    if epoch != self._epoch:
-      self._epoch, self._perm = epoch, epoch_permutation(self.seed, epoch, self.n)
-    return int(i), self.source[int(self._perm[pos])]
+    cached_epoch, perm = self._cache  # Grain reads from several threads
+    if epoch != cached_epoch:
+      perm = epoch_permutation(self.seed, epoch, self.n)
+      self._cache = (epoch, perm)
+    return int(i), self.source[int(perm[pos])]
 
   def __repr__(self) -> str:
     return f"EpochShuffled({self.source!r}, seed={self.seed})"
 
 
+def bucket_length(n: int, max_len: int) -> int:
+  """The width of a batch whose longest window is n: n rounded up to a multiple of 16
+  (up to 64) or of 32 (above), at most max_len. Few widths = few compilations."""
+  step = 16 if n <= 64 else 32
+  return int(min(max_len, max(step, -(-int(n) // step) * step)))
+
+
+class LengthGroupedEpochs:
+  """`EpochShuffled` for length-grouped batching (padding skipped, not computed).
+
+  Each epoch is a fresh `epoch_permutation` cut to whole batches (the n % B sequences
+  left over sit that epoch out, as with drop-last), sorted by window length within
+  groups of `group_batches` batches; each group's batches then run in a random order.
+  Element i is (i, sequence, width), where width is `bucket_length` of the longest
+  window in i's global batch, so every process cuts the batch's rows to the same
+  width. Right padding and causal / padding masks make the cut exact: real positions
+  see the same inputs.
+  """
+
+  def __init__(self, source, seed: int, window_lengths: np.ndarray, batch_size: int,
+               group_batches: int, max_len: int, max_epochs: int = 1_000_000):
+    self.source, self.seed, self.n = source, seed, len(source)
+    self.batch_size, self.group_batches, self.max_len = batch_size, group_batches, max_len
+    self.lengths = np.asarray(window_lengths)  # [n]
+    self.per_epoch = (self.n // batch_size) * batch_size
+    if self.per_epoch == 0:
+      raise ValueError(f"{self.n} training sequences do not fill one batch of {batch_size}")
+    self.max_epochs = max_epochs
+    self._cache = (-1, None, None)  # (epoch, order, widths), swapped atomically
+
+  def __len__(self) -> int:
+    return self.per_epoch * self.max_epochs
+
+  def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (sequence of each element [per_epoch], width of each batch [per_epoch // B])."""
+    b = self.batch_size
+    perm = epoch_permutation(self.seed, epoch, self.n)[: self.per_epoch]
+    rng = np.random.default_rng([self.seed, epoch, 1])
+    groups = []
+    for g in range(0, self.per_epoch, b * self.group_batches):
+      group = perm[g:g + b * self.group_batches]
+      group = group[np.argsort(self.lengths[group], kind="stable")].reshape(-1, b)
+      groups.append(group[rng.permutation(len(group))])
+    order = np.concatenate(groups)  # [batches, B]
+    widths = np.array([bucket_length(self.lengths[row].max(), self.max_len) for row in order])
+    return order.reshape(-1), widths
+
+  def __getitem__(self, i: int):
+    epoch, pos = divmod(int(i), self.per_epoch)
+    cached_epoch, order, widths = self._cache  # Grain reads from several threads
+    if epoch != cached_epoch:
+      order, widths = self.epoch_order(epoch)
+      self._cache = (epoch, order, widths)
+    return int(i), self.source[int(order[pos])], int(widths[pos // self.batch_size])
+
+  def __repr__(self) -> str:
+    return f"LengthGroupedEpochs({self.source!r}, seed={self.seed}, groups={self.group_batches})"
+
+
+def cut_to_width(example: dict, keys: tuple[str, ...], width: int) -> dict:
+  """The example with its window arrays cut to their first `width` positions."""
+  return {k: (v[:width] if k in keys else v) for k, v in example.items()}
+
+
 def train_dataset(source, example_fn, *, global_batch: int, seed: int,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-  """Infinite, per-process stream of fixed-shape batches. Deterministic for a seed.
+                  process_index: int = 0, process_count: int = 1,
+                  group_batches: int = 0) -> grain.IterDataset:
+  """Infinite, per-process stream of batches. Deterministic for a seed.
 
   `example_fn(seq, rng)` maps one sequence to a dict of fixed-shape arrays; `rng` is
   seeded from (seed, global index). Each process gets a disjoint `1/process_count`
   slice of the stream and batches of `global_batch // process_count` rows; the
-  iterator's state (a position) is saved in checkpoints.
+  iterator's state (a position) is saved in checkpoints. With `group_batches` > 0,
+  batches hold sequences of similar length and are cut to their longest window
+  (`LengthGroupedEpochs`; needs `source.lengths` and `example_fn.window_lengths`), so
+  the step compiles once per width and skips most padding.
   """
   if global_batch % process_count:
     raise ValueError(f"batch_size {global_batch} is not divisible by {process_count} processes")
   if len(source) == 0:
     raise ValueError("no training sequences: every user has fewer than 2 training items")
+  if group_batches > 0:
+    stream = LengthGroupedEpochs(source, seed, example_fn.window_lengths(source.lengths),
+                                 global_batch, group_batches, example_fn.max_len)
+    ds = grain.MapDataset.source(stream)[process_index::process_count]
+    ds = ds.map(lambda x: cut_to_width(
+        example_fn(x[1], np.random.default_rng([seed, x[0]])), example_fn.window_keys, x[2]))
+    return ds.batch(global_batch // process_count, drop_remainder=True).to_iter_dataset()
   ds = grain.MapDataset.source(EpochShuffled(source, seed))
   ds = ds[process_index::process_count]
   ds = ds.map(lambda x: example_fn(x[1], np.random.default_rng([seed, x[0]])))

@@ -230,7 +230,8 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   on_device = cfg.train.input == "device"  # the device path has no iterator: it resumes from state.step
   train_iter = None if on_device else iter(pipeline.train_dataset(
       task.source, task.example_fn, global_batch=cfg.train.batch_size, seed=cfg.seed,
-      process_index=jax.process_index(), process_count=jax.process_count()))
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      group_batches=cfg.train.length_grouping))
 
   # ---- Resume ----------------------------------------------------------------------------
   ckpts = checkpoint.Checkpoints(workdir, cfg.train.max_to_keep)

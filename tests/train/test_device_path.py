@@ -167,3 +167,11 @@ def test_device_input_rejects_other_tasks():
   cfg.model.name = "bert4rec"
   with pytest.raises(ValueError, match="train.input='device'"):
     config_lib.validate(cfg)
+
+
+def test_device_input_rejects_length_grouping():
+  cfg = default.get_config("smoke")
+  cfg.train.input = "device"
+  cfg.train.length_grouping = 4
+  with pytest.raises(ValueError, match="train.length_grouping"):
+    config_lib.validate(cfg)
