@@ -42,13 +42,22 @@ def _logsumexp_chunked(h: jax.Array, items: jax.Array, chunk: int) -> jax.Array:
   return m + jnp.log(s)
 
 
+def _weighted_mean(values: jax.Array, w: jax.Array, denominator: jax.Array | None) -> jax.Array:
+  """sum(values * w) / sum(w), or / `denominator` when given (a fixed count, so every
+  target weighs the same whatever the batch's own count: length-grouped batches)."""
+  total = jnp.sum(values * w)
+  return total / (jnp.maximum(jnp.sum(w), 1.0) if denominator is None else denominator)
+
+
 def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
-                    weights: jax.Array, vocab_chunk: int = 0) -> jax.Array:
+                    weights: jax.Array, vocab_chunk: int = 0,
+                    denominator: jax.Array | None = None) -> jax.Array:
   """Mean cross-entropy of the target item against all items 1..V-1.
 
   Args:
     hidden: [B, L, D] states; table: [V, D] with row 0 = padding (never a class);
-    targets: [B, L] ids (anything where weight is 0); weights: [B, L] 0/1.
+    targets: [B, L] ids (anything where weight is 0); weights: [B, L] 0/1;
+    denominator: [] optional fixed normaliser instead of sum(weights).
   """
   h, t, w = _flatten(hidden, targets, weights)
   items = table[1:]  # [V-1, D]
@@ -59,11 +68,12 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
     lse = jax.nn.logsumexp(logits, axis=-1)  # [N]
   target_logit = jnp.sum(h.astype(jnp.float32) * table[t].astype(jnp.float32), axis=-1)
   nll = lse - target_logit
-  return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
+  return _weighted_mean(nll, w, denominator)
 
 
 def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights: jax.Array,
-                rng: jax.Array, num_negatives: int = 1) -> jax.Array:
+                rng: jax.Array, num_negatives: int = 1,
+                denominator: jax.Array | None = None) -> jax.Array:
   """Binary cross-entropy of the target vs uniformly sampled negatives (SASRec).
 
   Negatives are drawn uniformly from 1..V-1 on device; a draw that hits the target is
@@ -77,7 +87,7 @@ def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights
   neg = jnp.einsum("nd,nkd->nk", h32, table[negatives].astype(jnp.float32))  # [N, K]
   neg_w = (negatives != t[:, None]).astype(jnp.float32)
   loss = -jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
-  return jnp.sum(loss * w) / jnp.maximum(jnp.sum(w), 1.0)
+  return _weighted_mean(loss, w, denominator)
 
 
 # ---- Adversarial (GAN) objectives and discrete-sample estimators --------------------------

@@ -56,3 +56,18 @@ def test_sampled_bce_matches_formula():
         term -= np.log(1 - sig(float(h[n] @ table[neg[n, j]])))
     total += term * float(w[n])
   np.testing.assert_allclose(got, total / float(w.sum()), rtol=1e-4)
+
+
+def test_a_fixed_denominator_replaces_the_target_count():
+  rng = np.random.default_rng(1)
+  hidden = jnp.asarray(rng.normal(size=(2, 3, 4)), jnp.float32)
+  table = jnp.asarray(rng.normal(size=(7, 4)), jnp.float32)
+  targets = jnp.asarray(rng.integers(1, 7, size=(2, 3)), jnp.int32)
+  weights = jnp.asarray([[1, 1, 0], [1, 0, 0]], jnp.float32)
+  own = losses.full_softmax_ce(hidden, table, targets, weights)
+  fixed = losses.full_softmax_ce(hidden, table, targets, weights, denominator=jnp.float32(6.0))
+  np.testing.assert_allclose(fixed * 6.0, own * 3.0, rtol=1e-6)
+  key = jax.random.key(0)
+  bce = losses.sampled_bce(hidden, table, targets, weights, key)
+  bce_fixed = losses.sampled_bce(hidden, table, targets, weights, key, denominator=jnp.float32(6.0))
+  np.testing.assert_allclose(bce_fixed * 6.0, bce * 3.0, rtol=1e-6)

@@ -60,6 +60,10 @@ class CausalExample:
     """Real positions of the example of a sequence of each length. [n] -> [n]."""
     return np.minimum(lengths - 1, self.max_len)
 
+  def expected_targets(self, lengths: np.ndarray) -> np.ndarray:
+    """Mean number of weighted targets of the example of each sequence. [n] -> [n]."""
+    return self.window_lengths(lengths).astype(np.float64)
+
   def __call__(self, seq: np.ndarray, rng: np.random.Generator | None = None) -> dict:
     if self.crop == "random" and rng is not None and seq.size > self.max_len + 1:
       end = int(rng.integers(self.max_len + 1, seq.size + 1))
@@ -91,6 +95,13 @@ class ClozeExample:
 
   def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
     return np.minimum(lengths, self.max_len)
+
+  def expected_targets(self, lengths: np.ndarray) -> np.ndarray:
+    """E[masked]: each item with mask_prob, the last one also with mask_last_prob, and
+    one forced when none is."""
+    w = self.window_lengths(lengths).astype(np.float64)
+    p, q = self.mask_prob, self.mask_last_prob
+    return w * p + q * (1 - p) + (1 - p) ** w * (1 - q)
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
     if self.crop == "random" and seq.size > self.max_len:
@@ -127,6 +138,12 @@ class Seq2SeqExample:
   def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
     """An upper bound: the history is cut at a random point before the last item."""
     return np.minimum(lengths - 1, self.max_len)
+
+  def expected_targets(self, lengths: np.ndarray) -> np.ndarray:
+    """Mean over the cut c in 1..n-1 of min(k, n - c) future items."""
+    j = np.maximum(lengths - 1, 1).astype(np.float64)  # number of possible cuts
+    m = np.minimum(self.future_k, j)
+    return (m * (m + 1) / 2 + (j - m) * self.future_k) / j
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
     cut = int(rng.integers(1, seq.size)) if seq.size > 1 else seq.size
@@ -253,8 +270,12 @@ def train_dataset(source, example_fn, *, global_batch: int, seed: int,
   slice of the stream and batches of `global_batch // process_count` rows; the
   iterator's state (a position) is saved in checkpoints. With `group_batches` > 0,
   batches hold sequences of similar length and are cut to their longest window
-  (`LengthGroupedEpochs`; needs `source.lengths` and `example_fn.window_lengths`), so
-  the step compiles once per width and skips most padding.
+  (`LengthGroupedEpochs`; needs `source.lengths`, `example_fn.window_lengths` and
+  `example_fn.expected_targets`), so the step compiles once per width and skips most
+  padding. Each grouped example also carries `loss_norm`, the dataset's mean targets
+  per example: the loss divides by the batch's sum of it, not by the batch's own target
+  count, so a target in a batch of short sequences weighs what it would in a random
+  batch (`objectives.loss_denominator`).
   """
   if global_batch % process_count:
     raise ValueError(f"batch_size {global_batch} is not divisible by {process_count} processes")
@@ -263,9 +284,11 @@ def train_dataset(source, example_fn, *, global_batch: int, seed: int,
   if group_batches > 0:
     stream = LengthGroupedEpochs(source, seed, example_fn.window_lengths(source.lengths),
                                  global_batch, group_batches, example_fn.max_len)
+    norm = np.float32(np.mean(example_fn.expected_targets(source.lengths)))
     ds = grain.MapDataset.source(stream)[process_index::process_count]
-    ds = ds.map(lambda x: cut_to_width(
-        example_fn(x[1], np.random.default_rng([seed, x[0]])), example_fn.window_keys, x[2]))
+    ds = ds.map(lambda x: {**cut_to_width(
+        example_fn(x[1], np.random.default_rng([seed, x[0]])), example_fn.window_keys, x[2]),
+        "loss_norm": norm})
     return ds.batch(global_batch // process_count, drop_remainder=True).to_iter_dataset()
   ds = grain.MapDataset.source(EpochShuffled(source, seed))
   ds = ds[process_index::process_count]

@@ -18,13 +18,23 @@ LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
 
 def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
-                   weights: jax.Array, rng: jax.Array, loss_cfg) -> jax.Array:
+                   weights: jax.Array, rng: jax.Array, loss_cfg,
+                   denominator: jax.Array | None = None) -> jax.Array:
   """The configured next-item loss ('ce' full softmax, or 'bce' sampled negatives)."""
   if loss_cfg.name == "ce":
-    return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk)
+    return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk,
+                                  denominator)
   if loss_cfg.name == "bce":
-    return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives)
+    return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives,
+                              denominator)
   raise ValueError(f"loss.name={loss_cfg.name!r}: expected 'ce' or 'bce'")
+
+
+def loss_denominator(batch: dict) -> jax.Array | None:
+  """The fixed normaliser of a length-grouped batch: each row's `loss_norm` holds the
+  mean targets per row of the dataset, so the sum is a batch's expected target count
+  and every target weighs the same in short and long batches. None: the batch's own."""
+  return batch["loss_norm"].sum() if "loss_norm" in batch else None
 
 
 def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
@@ -38,7 +48,8 @@ def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
                                 rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
-    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg)
+    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
+                          loss_denominator(batch))
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn
@@ -64,7 +75,8 @@ def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["history"], batch["dec_inputs"],
                                 method=forward, rngs={"dropout": dropout_rng})  # [B, k, D]
-    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg)
+    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
+                          loss_denominator(batch))
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn

@@ -115,3 +115,29 @@ def test_loss_on_a_cut_batch_equals_the_full_width_loss(name):
   a, _ = loss_fn(params, full, jax.random.key(1))
   b, _ = loss_fn(params, cut, jax.random.key(1))
   np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_grouped_batches_carry_a_fixed_loss_normaliser_equal_to_the_mean_target_count():
+  source = pipeline.TrainSequences(varied_split())
+  example = pipeline.CausalExample(100)
+  it = iter(pipeline.train_dataset(source, example, global_batch=8, seed=0, group_batches=4))
+  per_epoch = len(source) // 8
+  norms, counts = [], []
+  for _ in range(4 * per_epoch):
+    batch = next(it)
+    norms.append(batch["loss_norm"].sum())
+    counts.append(batch["weights"].sum())
+  assert np.ptp(norms) == 0  # the same for every batch, short or long
+  assert np.ptp(counts) > 0.5 * np.mean(counts)  # while the batches' own counts vary a lot
+  np.testing.assert_allclose(np.mean(counts), norms[0], rtol=0.15)  # = the mean, in expectation
+
+
+@pytest.mark.parametrize("example,lengths", [
+    (pipeline.ClozeExample(30, mask_id=51, mask_prob=0.3), np.array([3, 10, 40])),
+    (pipeline.Seq2SeqExample(30, future_k=5, bos_id=51), np.array([2, 4, 12, 40]))])
+def test_expected_targets_match_the_sampled_examples(example, lengths):
+  rng = np.random.default_rng(0)
+  for n, expected in zip(lengths, example.expected_targets(lengths)):
+    seq = np.arange(1, n + 1, dtype=np.int32)
+    got = np.mean([example(seq, rng)["weights"].sum() for _ in range(3000)])
+    assert got == pytest.approx(expected, rel=0.08, abs=0.1)
