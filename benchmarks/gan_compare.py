@@ -275,7 +275,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict:
   seconds, reports = {}, {}
   t = time.time()
   reports["mle"] = adversarial.pretrain_generator(cfg, dirs["mle"])
-  seconds["mle"] = time.time() - t
+  seconds["mle"] = reports["mle"].get("train_seconds", 0.0) if mle_dir else time.time() - t
   if "interrupted_at_step" in reports["mle"]:
     raise RuntimeError("train.max_steps_this_run interrupted the MLE run; unset it")
   for name, vcfg in variant_configs(cfg, dirs["mle"], args.num_positions).items():
