@@ -118,6 +118,7 @@ def ml1m_config(**overrides) -> ml_collections.ConfigDict:
   from configs import sasrec_ml1m  # pylint: disable=import-outside-toplevel
   cfg = sasrec_ml1m.get_config()
   cfg.train.input = "device"
+  cfg.train.length_grouping = 0  # a Grain-path option; the device path has one batch shape
   for key, value in overrides.items():
     section, field = key.split(".")
     cfg[section][field] = value
