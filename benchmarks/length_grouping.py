@@ -50,8 +50,9 @@ def time_epochs(cfg, split, group_batches: int, epochs: int) -> dict:
   widths = sorted({pipeline.bucket_length(n, cfg.model.max_len)
                    for n in range(1, cfg.model.max_len + 1)}) if group_batches else [cfg.model.max_len]
   example = next(make())
+  fit = lambda v, w: np.pad(v, ((0, 0), (0, max(0, w - v.shape[1]))))[:, :w]  # [B, w]
   for w in widths:
-    probe = {k: v[:, :w] if k in task.example_fn.window_keys else v for k, v in example.items()}
+    probe = {k: fit(v, w) if k in task.example_fn.window_keys else v for k, v in example.items()}
     state, m = step(state, parallel.to_global(probe, batch_sh))
   jax.block_until_ready(m)
   compile_s = time.time() - t
