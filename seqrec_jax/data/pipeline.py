@@ -197,10 +197,13 @@ class EpochShuffled:
 
 
 def bucket_length(n: int, max_len: int) -> int:
-  """The width of a batch whose longest window is n: n rounded up to a multiple of 16
-  (up to 64) or of 32 (above), at most max_len. Few widths = few compilations."""
+  """The width of a batch whose longest window is n: 8 (n <= 8), else n rounded up to a
+  multiple of 16 (up to 64) or of 32 (above), at most max_len. Few widths = few
+  compilations; 8 serves the short sessions of Amazon-style data."""
+  if n <= 8:
+    return int(min(max_len, 8))
   step = 16 if n <= 64 else 32
-  return int(min(max_len, max(step, -(-int(n) // step) * step)))
+  return int(min(max_len, -(-int(n) // step) * step))
 
 
 class LengthGroupedEpochs:

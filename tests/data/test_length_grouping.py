@@ -17,8 +17,9 @@ def varied_split(num_users=70, seed=0, max_items=120):
   return leave_one_out(data)
 
 
-@pytest.mark.parametrize("n,max_len,expected", [(1, 200, 16), (16, 200, 16), (17, 200, 32),
-                                                (65, 200, 96), (199, 200, 200), (40, 30, 30)])
+@pytest.mark.parametrize("n,max_len,expected", [(1, 200, 8), (8, 200, 8), (9, 200, 16),
+                                                (16, 200, 16), (17, 200, 32), (65, 200, 96),
+                                                (199, 200, 200), (40, 30, 30), (3, 5, 5)])
 def test_bucket_length(n, max_len, expected):
   assert pipeline.bucket_length(n, max_len) == expected
 
