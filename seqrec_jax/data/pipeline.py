@@ -179,17 +179,27 @@ class EpochShuffled:
 
   def __init__(self, source, seed: int, max_epochs: int = 1_000_000):
     self.source, self.seed, self.n, self.max_epochs = source, seed, len(source), max_epochs
-    self._cache = (-1, None)  # (epoch, permutation): one attribute, swapped atomically
+    self.per_epoch = self.n  # stream elements per epoch
+    self._cache = (-1, None)  # (epoch, epoch_order(epoch)): one attribute, swapped atomically
 
   def __len__(self) -> int:
-    return self.n * self.max_epochs
+    return self.per_epoch * self.max_epochs
+
+  def epoch_order(self, epoch: int):
+    """What one epoch visits: here the permutation of the n sequences. [n]"""
+    return epoch_permutation(self.seed, epoch, self.n)
+
+  def _locate(self, i: int):
+    """(position of element i within its epoch, that epoch's `epoch_order`)."""
+    epoch, pos = divmod(int(i), self.per_epoch)
+    cached_epoch, order = self._cache  # Grain reads from several threads
+    if epoch != cached_epoch:
+      order = self.epoch_order(epoch)
+      self._cache = (epoch, order)
+    return pos, order
 
   def __getitem__(self, i: int):
-    epoch, pos = divmod(int(i), self.n)
-    cached_epoch, perm = self._cache  # Grain reads from several threads
-    if epoch != cached_epoch:
-      perm = epoch_permutation(self.seed, epoch, self.n)
-      self._cache = (epoch, perm)
+    pos, perm = self._locate(i)
     return int(i), self.source[int(perm[pos])]
 
   def __repr__(self) -> str:
@@ -206,7 +216,7 @@ def bucket_length(n: int, max_len: int) -> int:
   return int(min(max_len, -(-int(n) // step) * step))
 
 
-class LengthGroupedEpochs:
+class LengthGroupedEpochs(EpochShuffled):
   """`EpochShuffled` for length-grouped batching (padding skipped, not computed).
 
   Each epoch is a fresh `epoch_permutation` cut to whole batches (the n % B sequences
@@ -220,22 +230,17 @@ class LengthGroupedEpochs:
 
   def __init__(self, source, seed: int, window_lengths: np.ndarray, batch_size: int,
                group_batches: int, max_len: int, max_epochs: int = 1_000_000):
-    self.source, self.seed, self.n = source, seed, len(source)
+    super().__init__(source, seed, max_epochs)
     self.batch_size, self.group_batches, self.max_len = batch_size, group_batches, max_len
     self.lengths = np.asarray(window_lengths)  # [n]
     self.per_epoch = (self.n // batch_size) * batch_size
     if self.per_epoch == 0:
       raise ValueError(f"{self.n} training sequences do not fill one batch of {batch_size}")
-    self.max_epochs = max_epochs
-    self._cache = (-1, None, None)  # (epoch, order, widths), swapped atomically
-
-  def __len__(self) -> int:
-    return self.per_epoch * self.max_epochs
 
   def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """-> (sequence of each element [per_epoch], width of each batch [per_epoch // B])."""
     b = self.batch_size
-    perm = epoch_permutation(self.seed, epoch, self.n)[: self.per_epoch]
+    perm = super().epoch_order(epoch)[: self.per_epoch]
     rng = np.random.default_rng([self.seed, epoch, 1])
     groups = []
     for g in range(0, self.per_epoch, b * self.group_batches):
@@ -247,11 +252,7 @@ class LengthGroupedEpochs:
     return order.reshape(-1), widths
 
   def __getitem__(self, i: int):
-    epoch, pos = divmod(int(i), self.per_epoch)
-    cached_epoch, order, widths = self._cache  # Grain reads from several threads
-    if epoch != cached_epoch:
-      order, widths = self.epoch_order(epoch)
-      self._cache = (epoch, order, widths)
+    pos, (order, widths) = self._locate(i)
     return int(i), self.source[int(order[pos])], int(widths[pos // self.batch_size])
 
   def __repr__(self) -> str:
@@ -284,18 +285,15 @@ def train_dataset(source, example_fn, *, global_batch: int, seed: int,
     raise ValueError(f"batch_size {global_batch} is not divisible by {process_count} processes")
   if len(source) == 0:
     raise ValueError("no training sequences: every user has fewer than 2 training items")
+  example = lambda x: example_fn(x[1], np.random.default_rng([seed, x[0]]))
   if group_batches > 0:
     stream = LengthGroupedEpochs(source, seed, example_fn.window_lengths(source.lengths),
                                  global_batch, group_batches, example_fn.max_len)
     norm = np.float32(np.mean(example_fn.expected_targets(source.lengths)))
-    ds = grain.MapDataset.source(stream)[process_index::process_count]
-    ds = ds.map(lambda x: {**cut_to_width(
-        example_fn(x[1], np.random.default_rng([seed, x[0]])), example_fn.window_keys, x[2]),
-        "loss_norm": norm})
-    return ds.batch(global_batch // process_count, drop_remainder=True).to_iter_dataset()
-  ds = grain.MapDataset.source(EpochShuffled(source, seed))
-  ds = ds[process_index::process_count]
-  ds = ds.map(lambda x: example_fn(x[1], np.random.default_rng([seed, x[0]])))
+    make = lambda x: {**cut_to_width(example(x), example_fn.window_keys, x[2]), "loss_norm": norm}
+  else:
+    stream, make = EpochShuffled(source, seed), example
+  ds = grain.MapDataset.source(stream)[process_index::process_count].map(make)
   ds = ds.batch(global_batch // process_count, drop_remainder=True)
   return ds.to_iter_dataset()
 
