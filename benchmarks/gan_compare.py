@@ -84,7 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--set", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
                  help="any config key, e.g. gan.d_lr=3e-4 or toys:train.num_epochs=10 "
                  "(repeatable)")
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  bad = [item for item in args.mle_dir if ":" not in item]
+  if bad:
+    p.error(f"--mle_dir {bad[0]!r}: expected DATASET:WORKDIR")
+  args.mle_dir = dict(item.split(":", 1) for item in args.mle_dir)  # dataset -> workdir
+  return args
 
 
 def _literal(text: str):
@@ -139,9 +144,8 @@ def build_config(dataset: str, args: argparse.Namespace, workdir: str
     cfg[section][field] = _literal(value)  # ConfigDict rejects a value of the wrong type
   if args.max_users:
     subset_users(cfg, args.max_users, workdir)
-  mle_dir = dict(item.split(":", 1) for item in args.mle_dir).get(dataset)
-  if mle_dir:  # the finished run's own settings, so its checkpoint fits the generator
-    run = loop.load_config(mle_dir)
+  if dataset in args.mle_dir:  # the finished run's own settings, so its checkpoint fits G
+    run = loop.load_config(args.mle_dir[dataset])
     for section in ("data", "model", "task", "loss", "optim", "train", "eval"):
       cfg[section] = run[section]
     cfg.seed = run.seed
@@ -268,7 +272,7 @@ def plot_curves(dataset: str, dirs: dict, path: str) -> None:
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict:
   root = os.path.abspath(os.path.join(args.workdir, dataset))
   cfg = build_config(dataset, args, root)
-  mle_dir = dict(item.split(":", 1) for item in args.mle_dir).get(dataset)
+  mle_dir = args.mle_dir.get(dataset)
   dirs = {"mle": os.path.abspath(mle_dir) if mle_dir else os.path.join(root, "mle"),
           "adversarial": os.path.join(root, "adversarial"),
           "discriminator": os.path.join(root, "discriminator")}
