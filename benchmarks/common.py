@@ -156,20 +156,40 @@ class Trainer:
   attention_impl: str
 
 
-def build_trainer(cfg, split: LeaveOneOut, num_steps: int | None = None) -> Trainer:
-  """Model, optimizer, state and the on-device data for `num_steps` (default: all
-  epochs of the config)."""
+@dataclasses.dataclass
+class Setup:
+  """What every training path builds first, as `train/loop.py` does."""
+
+  mesh: Any
+  model: Any
+  task: tasks.Task
+  tx: Any
+  state: TrainState
+  state_sh: Any
+  steps_per_epoch: int
+
+
+def build_setup(cfg, split: LeaveOneOut) -> Setup:
+  """Mesh, model, task, optimizer (scheduled over the config's epochs) and state."""
   config_lib.validate(cfg)
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  num_items = split.data.num_items
-  model = models.build_model(cfg.model, num_items)
+  model = models.build_model(cfg.model, split.data.num_items)
   task = tasks.build_task(cfg, model, split)
   steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
-  total = num_steps or steps_per_epoch * cfg.train.num_epochs
   tx = optim.build_optimizer(cfg.optim, steps_per_epoch * cfg.train.num_epochs)
   dummy = np.zeros((1, cfg.model.max_len), np.int32)
   init = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
   state, state_sh = create_train_state(init, tx, cfg.seed, mesh)
+  return Setup(mesh, model, task, tx, state, state_sh, steps_per_epoch)
+
+
+def build_trainer(cfg, split: LeaveOneOut, num_steps: int | None = None) -> Trainer:
+  """Model, optimizer, state and the on-device data for `num_steps` (default: all
+  epochs of the config)."""
+  setup = build_setup(cfg, split)
+  mesh, model, task, tx = setup.mesh, setup.model, setup.task, setup.tx
+  state, state_sh, steps_per_epoch = setup.state, setup.state_sh, setup.steps_per_epoch
+  total = num_steps or steps_per_epoch * cfg.train.num_epochs
   data = device_data.build_causal_data(
       split, task.source.users, max_len=cfg.model.max_len, batch_size=cfg.train.batch_size,
       num_steps=total, seed=cfg.seed, crop=cfg.task.crop, mesh=mesh)

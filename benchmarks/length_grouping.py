@@ -23,25 +23,16 @@ import common  # noqa: E402  (puts the repository root on sys.path)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from seqrec_jax import models, parallel  # noqa: E402
+from seqrec_jax import parallel  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
-from seqrec_jax.data.dataset import leave_one_out  # noqa: E402
-from seqrec_jax.data.load import load_dataset  # noqa: E402
-from seqrec_jax.train import optim, steps, tasks  # noqa: E402
-from seqrec_jax.train.state import create_train_state  # noqa: E402
+from seqrec_jax.train import steps  # noqa: E402
 
 
 def time_epochs(cfg, split, group_batches: int, epochs: int) -> dict:
-  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  model = models.build_model(cfg.model, split.data.num_items)
-  task = tasks.build_task(cfg, model, split)
-  steps_per_epoch = len(task.source) // cfg.train.batch_size
-  tx = optim.build_optimizer(cfg.optim, steps_per_epoch * (epochs + 1))
-  dummy = np.zeros((1, cfg.model.max_len), np.int32)
-  init = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
-  state, state_sh = create_train_state(init, tx, cfg.seed, mesh)
-  step = steps.jit_train_step(task.loss_fn, tx, state_sh, mesh)
-  batch_sh = parallel.batch_sharding(mesh)
+  setup = common.build_setup(cfg, split)
+  task, state, steps_per_epoch = setup.task, setup.state, setup.steps_per_epoch
+  step = steps.jit_train_step(task.loss_fn, setup.tx, setup.state_sh, setup.mesh)
+  batch_sh = parallel.batch_sharding(setup.mesh)
   make = lambda: iter(pipeline.train_dataset(task.source, task.example_fn,
                                               global_batch=cfg.train.batch_size, seed=cfg.seed,
                                               group_batches=group_batches))
@@ -81,7 +72,7 @@ def main() -> None:
   args = p.parse_args()
   name = os.path.splitext(os.path.basename(args.config))[0]
   cfg = importlib.import_module(f"configs.{name}").get_config()
-  split = leave_one_out(load_dataset(cfg.data), cfg.data.leave_last_k)
+  split = common.load_split(cfg)
   rows = []
   for g in [int(x) for x in args.groups.split(",")]:
     rows.append(time_epochs(cfg, split, g, args.epochs))
