@@ -33,8 +33,9 @@ from seqrec_jax.data import device_data  # noqa: E402
 from seqrec_jax.data.dataset import LeaveOneOut, SequenceDataset, leave_one_out  # noqa: E402
 from seqrec_jax.data.load import load_dataset  # noqa: E402
 from seqrec_jax.models.layers import resolve_attention_impl  # noqa: E402
-from seqrec_jax.train import optim, steps, tasks  # noqa: E402
-from seqrec_jax.train.state import TrainState, create_train_state  # noqa: E402
+from seqrec_jax.train import steps  # noqa: E402
+from seqrec_jax.train.setup import build_setup  # noqa: E402  (also used by the scripts)
+from seqrec_jax.train.state import TrainState  # noqa: E402
 
 # Dense peak FLOP/s (bf16/fp16 tensor cores, no sparsity) by a substring of
 # `device.device_kind`, first match wins. MFU of float32 rows uses the same peak.
@@ -156,36 +157,10 @@ class Trainer:
   attention_impl: str
 
 
-@dataclasses.dataclass
-class Setup:
-  """What every training path builds first, as `train/loop.py` does."""
-
-  mesh: Any
-  model: Any
-  task: tasks.Task
-  tx: Any
-  state: TrainState
-  state_sh: Any
-  steps_per_epoch: int
-
-
-def build_setup(cfg, split: LeaveOneOut) -> Setup:
-  """Mesh, model, task, optimizer (scheduled over the config's epochs) and state."""
-  config_lib.validate(cfg)
-  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  model = models.build_model(cfg.model, split.data.num_items)
-  task = tasks.build_task(cfg, model, split)
-  steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
-  tx = optim.build_optimizer(cfg.optim, steps_per_epoch * cfg.train.num_epochs)
-  dummy = np.zeros((1, cfg.model.max_len), np.int32)
-  init = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
-  state, state_sh = create_train_state(init, tx, cfg.seed, mesh)
-  return Setup(mesh, model, task, tx, state, state_sh, steps_per_epoch)
-
-
 def build_trainer(cfg, split: LeaveOneOut, num_steps: int | None = None) -> Trainer:
   """Model, optimizer, state and the on-device data for `num_steps` (default: all
   epochs of the config)."""
+  config_lib.validate(cfg)
   setup = build_setup(cfg, split)
   mesh, model, task, tx = setup.mesh, setup.model, setup.task, setup.tx
   state, state_sh, steps_per_epoch = setup.state, setup.state_sh, setup.steps_per_epoch

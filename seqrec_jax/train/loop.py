@@ -17,12 +17,13 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from seqrec_jax import config as config_lib
-from seqrec_jax import metrics, models, parallel
+from seqrec_jax import metrics, parallel
 from seqrec_jax.data import device_data, pipeline
 from seqrec_jax.data.dataset import leave_one_out
 from seqrec_jax.data.load import load_dataset
-from seqrec_jax.train import checkpoint, optim, steps, tasks
-from seqrec_jax.train.state import TrainState, abstract_state, create_train_state
+from seqrec_jax.train import checkpoint, steps
+from seqrec_jax.train import setup as setup_lib
+from seqrec_jax.train.state import abstract_state
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -214,18 +215,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
         + f" (cache {dataset.report.get('cache', 'off')})", flush=True)
 
   # ---- Mesh, model, optimizer, state ---------------------------------------------------
-  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  if cfg.train.batch_size % mesh.shape["data"] or cfg.eval.batch_size % mesh.shape["data"]:
-    raise ValueError(f"config.train.batch_size={cfg.train.batch_size} and config.eval.batch_size="
-                     f"{cfg.eval.batch_size} must be divisible by the data axis ({mesh.shape['data']})")
-  model = models.build_model(cfg.model, dataset.num_items)
-  task = tasks.build_task(cfg, model, split)
-  steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
-  total_steps = steps_per_epoch * cfg.train.num_epochs
-  tx = optim.build_optimizer(cfg.optim, total_steps)
-  dummy = np.zeros((1, cfg.model.max_len), np.int32)
-  init_params = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
-  state, state_sh = create_train_state(init_params, tx, cfg.seed, mesh)
+  setup = setup_lib.build_setup(cfg, split)
+  mesh, model, task, tx = setup.mesh, setup.model, setup.task, setup.tx
+  state, state_sh = setup.state, setup.state_sh
+  steps_per_epoch, total_steps = setup.steps_per_epoch, setup.total_steps
 
   on_device = cfg.train.input == "device"  # the device path has no iterator: it resumes from state.step
   train_iter = None if on_device else iter(pipeline.train_dataset(

@@ -1,0 +1,47 @@
+"""The first thing every training run builds: mesh, model, task, optimizer and state.
+
+Shared by `train/loop.py` and the benchmarks, so they time and train the same setup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from seqrec_jax import models, parallel
+from seqrec_jax.data.dataset import LeaveOneOut
+from seqrec_jax.train import optim, tasks
+from seqrec_jax.train.state import TrainState, create_train_state
+
+
+@dataclasses.dataclass
+class Setup:
+  mesh: Mesh
+  model: Any  # flax.linen.Module
+  task: tasks.Task
+  tx: optax.GradientTransformation
+  state: TrainState
+  state_sh: Any  # shardings of `state`
+  steps_per_epoch: int
+  total_steps: int  # steps_per_epoch * config.train.num_epochs (the optimizer's schedule)
+
+
+def build_setup(cfg, split: LeaveOneOut) -> Setup:
+  """Everything above for a validated config; the state is built on its shardings."""
+  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
+  if cfg.train.batch_size % mesh.shape["data"] or cfg.eval.batch_size % mesh.shape["data"]:
+    raise ValueError(f"config.train.batch_size={cfg.train.batch_size} and config.eval.batch_size="
+                     f"{cfg.eval.batch_size} must be divisible by the data axis ({mesh.shape['data']})")
+  model = models.build_model(cfg.model, split.data.num_items)
+  task = tasks.build_task(cfg, model, split)
+  steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
+  total_steps = steps_per_epoch * cfg.train.num_epochs
+  tx = optim.build_optimizer(cfg.optim, total_steps)
+  dummy = np.zeros((1, cfg.model.max_len), np.int32)
+  init_params = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
+  state, state_sh = create_train_state(init_params, tx, cfg.seed, mesh)
+  return Setup(mesh, model, task, tx, state, state_sh, steps_per_epoch, total_steps)
