@@ -30,6 +30,7 @@ from seqrec_jax.data.dataset import leave_one_out
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.models.adversarial import Discriminator, Generator
 from seqrec_jax.train import checkpoint, loop, optim, steps, tasks
+from seqrec_jax.train import setup as setup_lib
 from seqrec_jax.train.gan_steps import GANSettings, GANState, create_gan_state, jit_gan_step
 from seqrec_jax.train.state import abstract_state
 
@@ -133,10 +134,7 @@ def train_gan(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   dataset = load_dataset(cfg.data)
   split = leave_one_out(dataset, cfg.data.leave_last_k)
   num_items = dataset.num_items
-  mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  if cfg.train.batch_size % mesh.shape["data"] or cfg.eval.batch_size % mesh.shape["data"]:
-    raise ValueError(f"config.train.batch_size={cfg.train.batch_size} and config.eval.batch_size="
-                     f"{cfg.eval.batch_size} must be divisible by the data axis ({mesh.shape['data']})")
+  mesh = setup_lib.build_mesh(cfg)
   base, gen, disc = build_models(cfg, num_items)
   task = tasks.build_task(cfg, base, split)
   s = GANSettings.from_config(cfg.gan, num_items)

@@ -30,12 +30,18 @@ class Setup:
   total_steps: int  # steps_per_epoch * config.train.num_epochs (the optimizer's schedule)
 
 
-def build_setup(cfg, split: LeaveOneOut) -> Setup:
-  """Everything above for a validated config; the state is built on its shardings."""
+def build_mesh(cfg) -> Mesh:
+  """The configured mesh; the train and eval batches must split evenly over `data`."""
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
   if cfg.train.batch_size % mesh.shape["data"] or cfg.eval.batch_size % mesh.shape["data"]:
     raise ValueError(f"config.train.batch_size={cfg.train.batch_size} and config.eval.batch_size="
                      f"{cfg.eval.batch_size} must be divisible by the data axis ({mesh.shape['data']})")
+  return mesh
+
+
+def build_setup(cfg, split: LeaveOneOut) -> Setup:
+  """Everything above for a validated config; the state is built on its shardings."""
+  mesh = build_mesh(cfg)
   model = models.build_model(cfg.model, split.data.num_items)
   task = tasks.build_task(cfg, model, split)
   steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
