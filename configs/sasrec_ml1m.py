@@ -19,6 +19,7 @@ def get_config(arg: str = ""):
   cfg.model.dropout = 0.2
   cfg.model.emb_dropout = 0.2
   cfg.task.crop = "random"  # random window ends: long histories are used in full
+  cfg.task.windows = "cover"  # ceil((n-1)/200) windows per history and epoch
   cfg.train.batch_size = 64
   cfg.train.length_grouping = 8  # similar-length batches cut to their longest window (exact)
   cfg.train.num_epochs = 150

@@ -54,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.task = ml_collections.ConfigDict()
   c.task.name = "auto"  # auto (the model's own) | causal | cloze | seq2seq
   c.task.crop = "last"  # last | random window end
+  # one: one window per sequence and epoch | cover: ceil((n-1)/max_len) random windows,
+  # so long histories are trained in full every epoch (needs crop="random")
+  c.task.windows = "one"
   c.task.mask_prob = 0.2  # cloze: probability of masking each item
   c.task.mask_last_prob = 0.1  # cloze: probability of also masking the final item
   c.task.future_k = 5  # seq2seq: items the decoder learns to generate
@@ -72,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.warmup_steps = 100
   c.optim.schedule = "cosine"  # cosine | constant
   c.optim.final_lr_frac = 0.1
+  c.optim.ema_decay = 0.0  # > 0: evaluate and keep a moving average of the parameters
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128  # global
@@ -145,6 +149,7 @@ _CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.attention_impl": ("", "xla", "cudnn"),
     "task.crop": ("last", "random"),
+    "task.windows": ("one", "cover"),
     "train.input": ("grain", "device"),
     "task.name": ("auto", "causal", "cloze", "seq2seq"),
     "model.name": ("sasrec", "bert4rec", "seq2seq"),
@@ -192,6 +197,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
   if cfg.train.steps_per_dispatch <= 0:
     raise ValueError(f"config.train.steps_per_dispatch={cfg.train.steps_per_dispatch!r} must be > 0")
+  if cfg.task.windows == "cover" and (cfg.task.crop != "random"
+                                      or task_name(cfg) not in ("causal", "cloze")):
+    raise ValueError("config.task.windows='cover' needs config.task.crop='random' and the "
+                     "causal or cloze task (other copies of a sequence would be the same window)")
   if cfg.train.length_grouping < 0:
     raise ValueError(f"config.train.length_grouping={cfg.train.length_grouping!r} must be >= 0")
   if cfg.train.length_grouping and cfg.train.input == "device":

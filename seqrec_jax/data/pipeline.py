@@ -25,13 +25,22 @@ def right_pad(seq: np.ndarray, length: int) -> np.ndarray:
 
 
 class TrainSequences:
-  """Random-access source: the training sequence of each user with >= 2 training items."""
+  """Random-access source: the training sequence of each user with >= 2 training items.
 
-  def __init__(self, split: LeaveOneOut, min_len: int = 2):
+  With `cover_window=L` > 0 a sequence of n items appears ceil((n - 1) / L) times, so
+  with random window crops an epoch trains each target of a long history once in
+  expectation (as prefix-per-target training does) instead of one window per user.
+  """
+
+  def __init__(self, split: LeaveOneOut, min_len: int = 2, cover_window: int = 0):
     data = split.data
     lengths = split.train_end - data.offsets[:-1]
-    self.users = np.flatnonzero(lengths >= min_len)  # [U']
-    self.lengths = lengths[self.users]  # [U'] training items of each sequence
+    users = np.flatnonzero(lengths >= min_len)  # [U']
+    if cover_window > 0:
+      copies = np.maximum(-(-(lengths[users] - 1) // cover_window), 1)  # [U']
+      users = np.repeat(users, copies)
+    self.users = users  # [n] user of each entry
+    self.lengths = lengths[self.users]  # [n] training items of each entry's sequence
     self._split = split
 
   def __len__(self) -> int:

@@ -86,6 +86,7 @@ def build_models(cfg: ml_collections.ConfigDict, num_items: int
 def _optim_config(cfg: ml_collections.ConfigDict, lr: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict(cfg.optim.to_dict())
   o.lr, o.warmup_steps = lr, cfg.gan.warmup_steps
+  o.ema_decay = 0.0  # the adversarial loop evaluates and keeps the raw parameters
   return o
 
 

@@ -21,7 +21,7 @@ from seqrec_jax import metrics, parallel
 from seqrec_jax.data import device_data, pipeline
 from seqrec_jax.data.dataset import leave_one_out
 from seqrec_jax.data.load import load_dataset
-from seqrec_jax.train import checkpoint, steps
+from seqrec_jax.train import checkpoint, optim, steps
 from seqrec_jax.train import setup as setup_lib
 from seqrec_jax.train.state import abstract_state
 
@@ -169,7 +169,8 @@ def update_selection(meta: dict, result: dict, step: int, cfg) -> bool:
   else:
     meta["bad_evals"] += 1
   metric = cfg.eval.select_metric
-  print(f"valid step {step}: {metric} {result[metric]:.4f} hr@10 {result['hr@10']:.4f} "
+  raw = f" (raw params {result['raw/' + metric]:.4f})" if "raw/" + metric in result else ""
+  print(f"valid step {step}: {metric} {result[metric]:.4f}{raw} hr@10 {result['hr@10']:.4f} "
         f"(exclude_seen {metric} {result['excl/' + metric]:.4f}){'  *best*' if improved else ''}",
         flush=True)
   if cfg.train.patience and meta["bad_evals"] >= cfg.train.patience:
@@ -273,11 +274,16 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     if epoch_end or last:
       epoch = step // steps_per_epoch
       if epoch % cfg.train.eval_every_epochs == 0 or last:
-        result = evaluate_stage(rank_fn, state.params, valid_arrays, cfg.eval.batch_size,
+        params = optim.eval_params(state.params, state.opt_state)  # the average, if kept
+        result = evaluate_stage(rank_fn, params, valid_arrays, cfg.eval.batch_size,
                                 mesh, cfg.eval.ks)
+        if params is not state.params:  # also the raw parameters' figure, for comparison
+          raw = evaluate_stage(rank_fn, state.params, valid_arrays, cfg.eval.batch_size,
+                               mesh, cfg.eval.ks)
+          result["raw/" + cfg.eval.select_metric] = raw[cfg.eval.select_metric]
         writer.write({"kind": "valid", "step": step, "epoch": epoch, **result})
         if update_selection(meta, result, step, cfg):
-          ckpts.save_best(step, state.params, {"step": step, "epoch": epoch, "valid": result})
+          ckpts.save_best(step, params, {"step": step, "epoch": epoch, "valid": result})
       done = last or meta["stopped_early"]
       if epoch % cfg.train.checkpoint_every_epochs == 0 or done:
         ckpts.save(step, state, train_iter, meta)

@@ -1,8 +1,12 @@
-"""Optimizer from config: AdamW with linear warm-up, cosine (or no) decay, clipping."""
+"""Optimizer from config: AdamW with linear warm-up, cosine (or no) decay, clipping,
+and optionally an exponential moving average of the parameters for evaluation."""
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -18,10 +22,48 @@ def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
   raise ValueError(f"optim.schedule={cfg.schedule!r}: expected 'cosine' or 'constant'")
 
 
+class ParamsEmaState(NamedTuple):
+  count: jax.Array  # [] int32 updates averaged so far
+  ema: Any  # like params
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+  """Keeps `ema`, a moving average of the parameters after each update; passes the
+  updates through unchanged. The effective decay is min(decay, (1 + t) / (10 + t)), so
+  early averages are not dominated by the initial parameters. Place it last in a chain."""
+
+  def init(params):
+    return ParamsEmaState(count=jnp.zeros((), jnp.int32), ema=jax.tree.map(jnp.copy, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("params_ema needs params: call tx.update(grads, state, params)")
+    t = state.count.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    new = optax.apply_updates(params, updates)
+    ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p.astype(e.dtype), state.ema, new)
+    return updates, ParamsEmaState(count=state.count + 1, ema=ema)
+
+  return optax.GradientTransformation(init, update)
+
+
+def eval_params(params: Any, opt_state: Any) -> Any:
+  """The parameters to evaluate and keep: the moving average when the optimizer keeps
+  one (`optim.ema_decay` > 0), else `params`."""
+  ema = optax.tree_utils.tree_get(opt_state, "ema")
+  return params if ema is None else ema
+
+
 def build_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-  """Clip by global norm, then AdamW; weight decay applies to matrices only."""
+  """Clip by global norm, then AdamW; weight decay applies to matrices only. With
+  `ema_decay` > 0 the state also keeps a parameter average (`eval_params`)."""
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
-  return optax.chain(
-      optax.clip_by_global_norm(cfg.clip_norm),
-      optax.adamw(learning_rate_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
-                  weight_decay=cfg.weight_decay, mask=decay_mask))
+  parts = [optax.clip_by_global_norm(cfg.clip_norm),
+           optax.adamw(learning_rate_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
+                       weight_decay=cfg.weight_decay, mask=decay_mask)]
+  ema_decay = cfg.get("ema_decay", 0.0)
+  if ema_decay:
+    if not 0.0 < ema_decay < 1.0:
+      raise ValueError(f"config.optim.ema_decay={ema_decay!r} must be in [0, 1)")
+    parts.append(params_ema(ema_decay))
+  return optax.chain(*parts)

@@ -26,12 +26,13 @@ class Task:
 
 def build_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
   name = config_lib.task_name(cfg)  # "auto" -> the model's own task
+  cover = cfg.model.max_len if cfg.task.windows == "cover" else 0  # targets per window
   if name == "causal":
-    return Task(source=pipeline.TrainSequences(split),
+    return Task(source=pipeline.TrainSequences(split, cover_window=cover),
                 example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
                 loss_fn=objectives.causal_loss(model, cfg.loss))
   if name == "cloze":
-    return Task(source=pipeline.TrainSequences(split),
+    return Task(source=pipeline.TrainSequences(split, cover_window=cover),
                 example_fn=pipeline.ClozeExample(
                     cfg.model.max_len, mask_id=split.data.num_items + 1,
                     mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,

@@ -89,3 +89,21 @@ def test_eval_arrays_hold_history_target_and_seen():
     h = seq[:-1][-5:]
     np.testing.assert_array_equal(arrays.history[row, :h.size], h)
     np.testing.assert_array_equal(arrays.seen[row, :seq.size - 1], seq[:-1])
+
+
+def test_cover_windows_repeat_long_sequences_by_their_target_count():
+  split = tiny_split(num_users=20)
+  plain = pipeline.TrainSequences(split)
+  cover = pipeline.TrainSequences(split, cover_window=4)
+  copies = -(-(plain.lengths - 1) // 4)  # ceil(targets / window)
+  assert len(cover) == copies.sum() > len(plain)
+  np.testing.assert_array_equal(cover.users, np.repeat(plain.users, copies))
+  np.testing.assert_array_equal(cover.lengths, np.repeat(plain.lengths, copies))
+  # with random crops, the copies of one long sequence are different windows
+  it = iter(pipeline.train_dataset(cover, pipeline.CausalExample(4, "random"),
+                                   global_batch=len(cover), seed=0))
+  batch = next(it)
+  long_user = plain.users[np.argmax(plain.lengths)]
+  rows = batch["inputs"][np.flatnonzero(cover.users[
+      pipeline.epoch_permutation(0, 0, len(cover))] == long_user)]
+  assert len(rows) >= 2 and len({r.tobytes() for r in rows}) >= 2

@@ -78,3 +78,13 @@ def test_nan_guard_stops_with_clear_message(tmp_path):
   cfg = smoke_config(**{"optim.lr": float("nan")})
   with pytest.raises(loop.NonFiniteLossError, match="at step"):
     loop.train_and_evaluate(cfg, str(tmp_path))
+
+
+def test_ema_run_keeps_the_average_as_its_best_params(tmp_path):
+  cfg = smoke_config(**{"optim.ema_decay": 0.9})
+  report = loop.train_and_evaluate(cfg, str(tmp_path))
+  valid = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  valid = [r for r in valid if r["kind"] == "valid"]
+  assert valid and all("raw/ndcg@10" in r for r in valid)
+  assert any(r["raw/ndcg@10"] != r["ndcg@10"] for r in valid)  # two different models
+  assert np.isfinite(report["test"]["ndcg@10"])

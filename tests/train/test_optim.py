@@ -1,0 +1,56 @@
+"""Optimizer: the parameter moving average and what evaluation uses."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from seqrec_jax import parallel
+from seqrec_jax.train import optim
+from seqrec_jax.train.state import create_train_state
+
+
+def optim_config(**kw):
+  base = dict(lr=1e-2, b1=0.9, b2=0.98, weight_decay=0.0, clip_norm=1.0, warmup_steps=2,
+              schedule="cosine", final_lr_frac=0.1, ema_decay=0.0)
+  return ml_collections.ConfigDict({**base, **kw})
+
+
+def test_params_ema_matches_a_plain_moving_average():
+  decay = 0.9
+  tx = optax.chain(optax.sgd(0.1), optim.params_ema(decay))
+  params = {"w": jnp.array([1.0, -2.0])}
+  state = tx.init(params)
+  expected = np.array([1.0, -2.0])
+  rng = np.random.default_rng(0)
+  for t in range(30):
+    grads = {"w": jnp.asarray(rng.normal(size=2), jnp.float32)}
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    d = min(decay, (1 + t) / (10 + t))
+    expected = d * expected + (1 - d) * np.asarray(params["w"])
+  np.testing.assert_allclose(optim.eval_params(params, state)["w"], expected, rtol=1e-5)
+  assert not np.allclose(expected, params["w"])  # the average lags the parameters
+
+
+def test_eval_params_is_params_without_ema():
+  tx = optim.build_optimizer(optim_config(), total_steps=10)
+  params = {"w": jnp.ones((2, 2))}
+  assert optim.eval_params(params, tx.init(params)) is params
+
+
+def test_bad_ema_decay_is_rejected_by_name():
+  with pytest.raises(ValueError, match="ema_decay"):
+    optim.build_optimizer(optim_config(ema_decay=1.5), total_steps=10)
+
+
+def test_ema_state_is_sharded_like_its_parameters():
+  mesh = parallel.make_mesh((-1, 1), ("data", "model"))
+  tx = optim.build_optimizer(optim_config(ema_decay=0.99), total_steps=10)
+  init = lambda r: {"w": jax.random.normal(r, (4, 8))}
+  state, state_sh = create_train_state(init, tx, seed=0, mesh=mesh)
+  ema = optim.eval_params(state.params, state.opt_state)
+  np.testing.assert_array_equal(ema["w"], state.params["w"])  # starts at the init
+  assert optim.eval_params(state_sh.params, state_sh.opt_state)["w"] == state_sh.params["w"]
