@@ -50,6 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # float32 | bfloat16 (compute; params stay float32)
   c.model.attention_impl = ""  # "" (JAX picks) | xla | cudnn
   c.model.decoder_blocks = 0  # seq2seq decoder depth; 0 = num_blocks
+  c.model.input_in_state = True  # sasrec, False: state = norm(blocks' sum), no input residual
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "auto"  # auto (the model's own) | causal | cloze | seq2seq

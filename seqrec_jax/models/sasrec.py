@@ -32,6 +32,9 @@ class SASRec(nn.Module):
   emb_dropout: float = 0.2
   dtype: Dtype = jnp.float32
   attention_impl: str | None = None
+  # False: the user state is the final norm of what the blocks added to the residual
+  # stream, without the last item's own embedding (see `_output_state`).
+  input_in_state: bool = True
 
   def setup(self):
     self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, dtype=self.dtype)
@@ -48,9 +51,17 @@ class SASRec(nn.Module):
     x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
     x = self.emb_drop(self.positions(x), deterministic=not train)
     x = x * (ids != layers.PAD_ID)[..., None].astype(x.dtype)
+    x0 = x
     for block in self.blocks:
       x = block(x, train=train, is_causal=True)
-    return self.final_norm(x)
+    return self._output_state(x, x0)
+
+  def _output_state(self, x: jax.Array, x0: jax.Array) -> jax.Array:
+    """The final norm of the residual stream x, or (input_in_state=False) of x - x0, so
+    the embedding of the item at a position does not pass straight into the score of
+    that same item: with tied tables it otherwise ranks near the top as its own next
+    item, which never happens in data without repeats (MovieLens). [..., D] -> [..., D]."""
+    return self.final_norm(x if self.input_in_state else x - x0)
 
   def encode(self, history: jax.Array) -> jax.Array:
     """User state after the last real item. history: [B, L] -> [B, D]."""
@@ -86,7 +97,7 @@ class SASRec(nn.Module):
     """
     ids = self._generation_window(history, steps)  # [B, L]
     batch = ids.shape[0]
-    x = self._embed(ids)  # [B, L, D]
+    x = x0 = self._embed(ids)  # [B, L, D]
     start = jnp.zeros((batch,), jnp.int32)
     caches = []
     for block in self.blocks:
@@ -94,7 +105,7 @@ class SASRec(nn.Module):
                                      self.dtype)
       x, cache = block(x, train=False, cache={"self": empty}, cache_index=start)
       caches.append(cache)
-    x = self.final_norm(x)  # [B, L, D]
+    x = self._output_state(x, x0)  # [B, L, D]
     lengths = layers.sequence_lengths(ids)
     last = jnp.maximum(lengths - 1, 0)
     state = jnp.take_along_axis(x, last[:, None, None], axis=1)[:, 0]  # [B, D]
@@ -103,12 +114,12 @@ class SASRec(nn.Module):
   def decode_step(self, tokens: jax.Array, cache: dict) -> tuple[jax.Array, dict]:
     """Appends `tokens` [B] at `cache["index"]`; -> (state after them [B, D], cache)."""
     pos = cache["index"]  # [B]
-    x = self._embed(tokens[:, None], pos[:, None])  # [B, 1, D]
+    x = x0 = self._embed(tokens[:, None], pos[:, None])  # [B, 1, D]
     new = []
     for block, c in zip(self.blocks, cache["layers"]):
       x, c = block(x, train=False, cache=c, cache_index=pos)
       new.append(c)
-    return self.final_norm(x)[:, 0], {"index": pos + 1, "layers": new}
+    return self._output_state(x, x0)[:, 0], {"index": pos + 1, "layers": new}
 
   def prefix_state(self, history: jax.Array, generated: jax.Array, count: jax.Array,
                    steps: int) -> jax.Array:

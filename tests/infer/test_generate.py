@@ -1,5 +1,7 @@
 """Generation: KV cache vs full recompute, beam/greedy/sampling, validity, exclusions."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +28,9 @@ def _build(cls):
   return model, params
 
 
-@pytest.fixture(scope="module", params=[SASRec, Seq2Seq], ids=["sasrec", "seq2seq"])
+@pytest.fixture(scope="module",
+                params=[SASRec, functools.partial(SASRec, input_in_state=False), Seq2Seq],
+                ids=["sasrec", "sasrec_blocks_state", "seq2seq"])
 def built(request):
   return _build(request.param)
 

@@ -31,8 +31,9 @@ def test_shapes_and_scoring_interface():
   assert table.shape == (31, 16)
 
 
-def test_outputs_at_t_do_not_depend_on_later_items():
-  model = _model()
+@pytest.mark.parametrize("input_in_state", [True, False])
+def test_outputs_at_t_do_not_depend_on_later_items(input_in_state):
+  model = _model(input_in_state=input_in_state)
   params = _params(model)
   rng = np.random.default_rng(0)
   ids = rng.integers(1, 31, size=(4, 10))
@@ -64,3 +65,22 @@ def test_low_precision_compute_close_to_float32(dtype):
   b = mlow.apply({"params": params}, ids)
   assert b.dtype == dtype
   np.testing.assert_allclose(np.asarray(b, np.float32), a, atol=0.1)
+
+
+def test_state_without_input_residual_is_the_norm_of_what_the_blocks_added():
+  ids = jnp.array([[3, 4, 5, 6, 0, 0, 0, 0, 0, 0]])
+  full, blocks_only = _model(), _model(input_in_state=False)
+  params = _params(full)  # the option adds no parameters
+  a = full.apply({"params": params}, ids)
+  b = blocks_only.apply({"params": params}, ids)
+  assert not np.allclose(a, b)
+
+  def parts(module, ids):  # the residual stream before and after the blocks
+    x0 = module._embed(ids)
+    x = x0
+    for block in module.blocks:
+      x = block(x, train=False, is_causal=True)
+    return x0, x, module.final_norm(x - x0)
+
+  _, _, expected = full.apply({"params": params}, ids, method=parts)
+  np.testing.assert_allclose(b, expected, rtol=1e-5, atol=1e-5)
