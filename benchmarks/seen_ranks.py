@@ -1,0 +1,98 @@
+"""Where a trained model ranks the items a user has already seen.
+
+On data without repeats (MovieLens: one rating per movie) every seen item ranked above
+the target costs NDCG with exclude_seen off. For each run this reports, on the
+validation split by default (the test split only for a final report):
+  * the median full-ranking rank of the last history item (0 = top) and how often it
+    is in the top 10 or above the target;
+  * how many seen items rank above the target, by how far back they were seen;
+  * NDCG@10 if the last k history items were excluded (k = 0, 1, 2, 5, 20); k = 0 is
+    the usual figure, k = all is exclude_seen.
+
+  python benchmarks/seen_ranks.py runs/sasrec_ml1m runs/other_run [--split=valid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402,F401  (puts the repository root on sys.path)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from seqrec_jax.data import pipeline  # noqa: E402
+from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
+
+RECENCY = ((0, 1), (1, 5), (5, 20), (20, 50), (50, 200), (200, 10**9))  # items back
+EXCLUDE_LAST = (0, 1, 2, 5, 20)
+
+
+def ndcg10(rank: np.ndarray) -> np.ndarray:
+  return np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0)
+
+
+def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
+  run = load_trained_run(workdir)
+  model = run.model
+
+  @jax.jit
+  def scores(params, history):  # [B, L] -> [B, V]
+    state = model.apply({"params": params}, history, method=model.encode)
+    return state @ model.apply({"params": params}, method=model.item_table).T
+
+  arrays = pipeline.eval_arrays(run.split, split, run.cfg.model.max_len)
+  last_rank, last_above, by_recency = [], [], np.zeros(len(RECENCY))
+  excl = {k: [] for k in EXCLUDE_LAST}
+  for start in range(0, len(arrays), batch):
+    s = np.array(scores(run.params, arrays.history[start:start + batch]))
+    s[:, 0] = -np.inf
+    s = s[:, :run.dataset.num_items + 1]  # alignment rows are never items
+    targets = arrays.targets[start:start + batch]
+    target_score = s[np.arange(len(targets)), targets]  # [B]
+    above_target = (s > target_score[:, None]).sum(1)  # [B] the target's rank
+    for row, seen in enumerate(arrays.seen[start:start + batch]):
+      seen = seen[seen > 0]  # in time order
+      above = s[row, seen] > target_score[row]  # [n]
+      back = seen.size - 1 - np.arange(seen.size)  # 0 = the last item
+      for b, (lo, hi) in enumerate(RECENCY):
+        by_recency[b] += above[(back >= lo) & (back < hi)].sum()
+      last_rank.append(int((s[row] > s[row, seen[-1]]).sum()))
+      last_above.append(bool(above[-1]))
+      for k in EXCLUDE_LAST:
+        dropped = np.unique(seen[seen.size - k:]) if k else seen[:0]
+        excl[k].append(above_target[row] - int((s[row, dropped] > target_score[row]).sum()))
+  last_rank = np.array(last_rank)
+  return {
+      "workdir": workdir, "split": split, "users": len(arrays),
+      "last_item_median_rank": float(np.median(last_rank)),
+      "last_item_in_top10": float(np.mean(last_rank < 10)),
+      "last_item_above_target": float(np.mean(last_above)),
+      "seen_above_target_per_user_by_items_back": {
+          f"[{lo},{hi if hi < 10**9 else 'inf'})": float(v / len(arrays))
+          for (lo, hi), v in zip(RECENCY, by_recency)},
+      "ndcg@10_excluding_last_k": {str(k): float(ndcg10(np.array(v)).mean())
+                                   for k, v in excl.items()},
+  }
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("workdirs", nargs="+")
+  parser.add_argument("--split", default="valid", choices=["valid", "test"])
+  parser.add_argument("--out", default="", help="also write the JSON list here")
+  args = parser.parse_args()
+  results = [seen_ranks(w, args.split) for w in args.workdirs]
+  for r in results:
+    print(json.dumps(r, indent=1))
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
