@@ -23,8 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402,F401  (puts the repository root on sys.path)
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from seqrec_jax import metrics  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
 
@@ -32,8 +34,12 @@ RECENCY = ((0, 1), (1, 5), (5, 20), (20, 50), (50, 200), (200, 10**9))  # items 
 EXCLUDE_LAST = (0, 1, 2, 5, 20)
 
 
-def ndcg10(rank: np.ndarray) -> np.ndarray:
-  return np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0)
+def last_k_items(seen: np.ndarray, k: int) -> np.ndarray:
+  """The last k items of each left-packed, 0-padded history row (0 where shorter).
+  [B, S] -> [B, k]"""
+  n = (seen > 0).sum(1)  # [B]
+  cols = n[:, None] - k + np.arange(k)[None]  # [B, k]
+  return np.where(cols >= 0, np.take_along_axis(seen, np.maximum(cols, 0), 1), 0)
 
 
 def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
@@ -46,16 +52,22 @@ def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
     return state @ model.apply({"params": params}, method=model.item_table).T
 
   arrays = pipeline.eval_arrays(run.split, split, run.cfg.model.max_len)
+  num_items = run.dataset.num_items
   last_rank, last_above, by_recency = [], [], np.zeros(len(RECENCY))
   excl = {k: [] for k in EXCLUDE_LAST}
   for start in range(0, len(arrays), batch):
-    s = np.array(scores(run.params, arrays.history[start:start + batch]))
-    s[:, 0] = -np.inf
-    s = s[:, :run.dataset.num_items + 1]  # alignment rows are never items
+    scores_dev = scores(run.params, arrays.history[start:start + batch])  # [B, V]
     targets = arrays.targets[start:start + batch]
+    seen_rows = arrays.seen[start:start + batch]
+    for k in EXCLUDE_LAST:  # ranked as the evaluator ranks (ties count against the target)
+      dropped = jnp.asarray(last_k_items(seen_rows, k)) if k else None
+      excl[k].append(np.asarray(metrics.target_ranks(scores_dev, jnp.asarray(targets),
+                                                     num_items, dropped)))
+    s = np.array(scores_dev)
+    s[:, 0] = -np.inf
+    s = s[:, :num_items + 1]  # alignment rows are never items
     target_score = s[np.arange(len(targets)), targets]  # [B]
-    above_target = (s > target_score[:, None]).sum(1)  # [B] the target's rank
-    for row, seen in enumerate(arrays.seen[start:start + batch]):
+    for row, seen in enumerate(seen_rows):
       seen = seen[seen > 0]  # in time order
       above = s[row, seen] > target_score[row]  # [n]
       back = seen.size - 1 - np.arange(seen.size)  # 0 = the last item
@@ -63,9 +75,6 @@ def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
         by_recency[b] += above[(back >= lo) & (back < hi)].sum()
       last_rank.append(int((s[row] > s[row, seen[-1]]).sum()))
       last_above.append(bool(above[-1]))
-      for k in EXCLUDE_LAST:
-        dropped = np.unique(seen[seen.size - k:]) if k else seen[:0]
-        excl[k].append(above_target[row] - int((s[row, dropped] > target_score[row]).sum()))
   last_rank = np.array(last_rank)
   return {
       "workdir": workdir, "split": split, "users": len(arrays),
@@ -75,8 +84,9 @@ def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
       "seen_above_target_per_user_by_items_back": {
           f"[{lo},{hi if hi < 10**9 else 'inf'})": float(v / len(arrays))
           for (lo, hi), v in zip(RECENCY, by_recency)},
-      "ndcg@10_excluding_last_k": {str(k): float(ndcg10(np.array(v)).mean())
-                                   for k, v in excl.items()},
+      "ndcg@10_excluding_last_k": {
+          str(k): float(metrics.ndcg_at_k(jnp.asarray(np.concatenate(v)), 10))
+          for k, v in excl.items()},
   }
 
 
