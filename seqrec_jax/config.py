@@ -196,6 +196,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.task.mask_last_prob={cfg.task.mask_last_prob!r} must be in [0, 1]")
   if cfg.data.leave_last_k < 0 or cfg.model.decoder_blocks < 0:
     raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
+  if not 0.0 <= cfg.optim.ema_decay < 1.0:
+    raise ValueError(f"config.optim.ema_decay={cfg.optim.ema_decay!r} must be in [0, 1)")
   if cfg.train.steps_per_dispatch <= 0:
     raise ValueError(f"config.train.steps_per_dispatch={cfg.train.steps_per_dispatch!r} must be > 0")
   if cfg.task.windows == "cover" and (cfg.task.crop != "random"

@@ -15,3 +15,13 @@ def test_cover_windows_need_random_crops():
   cfg.model.name = "seq2seq"
   with pytest.raises(ValueError, match="task.windows"):
     config.validate(cfg)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1, 1.5])
+def test_ema_decay_out_of_range_is_rejected_before_the_run(decay):
+  cfg = config.base_config()
+  cfg.optim.ema_decay = decay
+  with pytest.raises(ValueError, match=r"config.optim.ema_decay=.*\[0, 1\)"):
+    config.validate(cfg)
+  cfg.optim.ema_decay = 0.999
+  config.validate(cfg)  # accepted
