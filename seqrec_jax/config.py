@@ -66,6 +66,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.name = "ce"  # ce (full softmax) | bce (sampled negatives)
   c.loss.vocab_chunk = 0  # > 0: stream the catalogue in chunks of this many items
   c.loss.num_negatives = 1
+  # ce + causal task, > 0: items already in the input prefix enter the training softmax
+  # with logit + seen_margin (pushed harder below the target; inference unchanged)
+  c.loss.seen_margin = 0.0
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-3
@@ -196,6 +199,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.task.mask_last_prob={cfg.task.mask_last_prob!r} must be in [0, 1]")
   if cfg.data.leave_last_k < 0 or cfg.model.decoder_blocks < 0:
     raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
+  if cfg.loss.seen_margin < 0:
+    raise ValueError(f"config.loss.seen_margin={cfg.loss.seen_margin!r} must be >= 0")
+  if cfg.loss.seen_margin and (cfg.loss.name != "ce" or task_name(cfg) != "causal"):
+    raise ValueError("config.loss.seen_margin > 0 needs config.loss.name='ce' and the causal "
+                     f"task (SASRec); got loss {cfg.loss.name!r}, task {task_name(cfg)!r}")
   if not 0.0 <= cfg.optim.ema_decay < 1.0:
     raise ValueError(f"config.optim.ema_decay={cfg.optim.ema_decay!r} must be in [0, 1)")
   if cfg.train.steps_per_dispatch <= 0:

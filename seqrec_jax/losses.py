@@ -49,15 +49,37 @@ def _weighted_mean(values: jax.Array, w: jax.Array, denominator: jax.Array | Non
   return total / (jnp.maximum(jnp.sum(w), 1.0) if denominator is None else denominator)
 
 
+def prefix_seen_mask(inputs: jax.Array, targets: jax.Array) -> jax.Array:
+  """[B, L] inputs, [B, L] targets -> [B, L, L] bool: query t, key s is an item already
+  in the prefix (s <= t), counted once (its first occurrence), and not t's target.
+
+  These are the negatives of the next-item prediction at t that the user has seen."""
+  length = inputs.shape[1]
+  pos = jnp.arange(length)
+  earlier = pos[None, :, None] > pos[None, None, :]  # [1, s, s']: s' < s
+  repeat = jnp.any((inputs[:, :, None] == inputs[:, None, :]) & earlier, axis=-1)  # [B, L]
+  first = (inputs != 0) & ~repeat  # [B, s]
+  in_prefix = pos[:, None] >= pos[None, :]  # [t, s]
+  not_target = inputs[:, None, :] != targets[:, :, None]  # [B, t, s]
+  return in_prefix[None] & first[:, None, :] & not_target
+
+
 def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
                     weights: jax.Array, vocab_chunk: int = 0,
-                    denominator: jax.Array | None = None) -> jax.Array:
+                    denominator: jax.Array | None = None,
+                    seen: jax.Array | None = None, seen_margin: float = 0.0) -> jax.Array:
   """Mean cross-entropy of the target item against all items 1..V-1.
+
+  With `seen_margin` m > 0, the negatives in `seen` (items the user already had at that
+  position, `prefix_seen_mask`) enter the softmax with logit + m: an additive margin
+  that pushes already-seen items harder below the target during training. Scores at
+  inference are unchanged (still the plain dot product over the whole catalogue).
 
   Args:
     hidden: [B, L, D] states; table: [V, D] with row 0 = padding (never a class);
     targets: [B, L] ids (anything where weight is 0); weights: [B, L] 0/1;
-    denominator: [] optional fixed normaliser instead of sum(weights).
+    denominator: [] optional fixed normaliser instead of sum(weights);
+    seen: [B, L] ids whose prefix at each position is the seen set (the inputs).
   """
   h, t, w = _flatten(hidden, targets, weights)
   items = table[1:]  # [V-1, D]
@@ -66,6 +88,14 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   else:
     logits = jnp.dot(h, items.T.astype(h.dtype), preferred_element_type=jnp.float32)
     lse = jax.nn.logsumexp(logits, axis=-1)  # [N]
+  if seen is not None and seen_margin > 0:
+    b, l, _ = hidden.shape
+    seen_logits = jnp.einsum("btd,bsd->bts", hidden.astype(jnp.float32),
+                             table[seen].astype(jnp.float32))  # [B, L, L]
+    mask = prefix_seen_mask(seen, targets)
+    # log(sum_all e^z + sum_seen (e^(z+m) - e^z)) = lse + log1p((e^m - 1) sum_seen e^(z-lse))
+    extra = jnp.sum(jnp.where(mask, jnp.exp(seen_logits - lse.reshape(b, l, 1)), 0.0), axis=-1)
+    lse = lse + jnp.log1p(jnp.expm1(seen_margin) * extra.reshape(-1))
   target_logit = jnp.sum(h.astype(jnp.float32) * table[t].astype(jnp.float32), axis=-1)
   nll = lse - target_logit
   return _weighted_mean(nll, w, denominator)

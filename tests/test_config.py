@@ -25,3 +25,20 @@ def test_ema_decay_out_of_range_is_rejected_before_the_run(decay):
     config.validate(cfg)
   cfg.optim.ema_decay = 0.999
   config.validate(cfg)  # accepted
+
+
+def test_seen_margin_needs_ce_and_the_causal_task():
+  cfg = config.base_config()
+  cfg.loss.seen_margin = 1.0
+  config.validate(cfg)  # SASRec + CE: accepted
+  cfg.loss.name = "bce"
+  with pytest.raises(ValueError, match="config.loss.seen_margin"):
+    config.validate(cfg)
+  cfg.loss.name = "ce"
+  cfg.model.name = "bert4rec"
+  with pytest.raises(ValueError, match="config.loss.seen_margin"):
+    config.validate(cfg)
+  cfg.model.name = "sasrec"
+  cfg.loss.seen_margin = -1.0
+  with pytest.raises(ValueError, match="must be >= 0"):
+    config.validate(cfg)

@@ -71,3 +71,63 @@ def test_a_fixed_denominator_replaces_the_target_count():
   bce = losses.sampled_bce(hidden, table, targets, weights, key)
   bce_fixed = losses.sampled_bce(hidden, table, targets, weights, key, denominator=jnp.float32(6.0))
   np.testing.assert_allclose(bce_fixed * 6.0, bce * 3.0, rtol=1e-6)
+
+
+def _seen_reference(hidden, table, inputs, targets, weights, margin):
+  """Plain numpy: per position, logits over items 1..V-1 with +margin on the distinct
+  items of inputs[:t+1] other than the target; weighted mean NLL."""
+  hidden, table = np.asarray(hidden, np.float64), np.asarray(table, np.float64)
+  total, count = 0.0, 0.0
+  for b in range(inputs.shape[0]):
+    for t in range(inputs.shape[1]):
+      if weights[b, t] == 0:
+        continue
+      logits = table[1:] @ hidden[b, t]  # [V-1]
+      for item in set(int(i) for i in inputs[b, :t + 1]) - {0, int(targets[b, t])}:
+        logits[item - 1] += margin
+      lse = np.log(np.sum(np.exp(logits - logits.max()))) + logits.max()
+      total += weights[b, t] * (lse - logits[targets[b, t] - 1])
+      count += weights[b, t]
+  return total / count
+
+
+def test_seen_margin_matches_a_plain_reference_with_repeats():
+  hidden, table, _, _ = _inputs(seed=2, b=3, l=6, v=9)
+  # right-padded histories with a repeated item (3) and a target that was seen before (5)
+  inputs = np.array([[3, 5, 3, 2, 0, 0], [1, 2, 4, 6, 7, 8], [5, 1, 1, 0, 0, 0]])
+  targets = np.array([[5, 3, 2, 4, 0, 0], [2, 4, 6, 7, 8, 1], [1, 1, 5, 0, 0, 0]])
+  weights = (targets > 0).astype(np.float32)
+  for margin in (0.0, 1.5):
+    got = losses.full_softmax_ce(hidden, table, jnp.asarray(targets), jnp.asarray(weights),
+                                 seen=jnp.asarray(inputs), seen_margin=margin)
+    ref = _seen_reference(hidden, table, inputs, targets, weights, margin)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+  plain = losses.full_softmax_ce(hidden, table, jnp.asarray(targets), jnp.asarray(weights))
+  with_margin = losses.full_softmax_ce(hidden, table, jnp.asarray(targets),
+                                       jnp.asarray(weights), seen=jnp.asarray(inputs),
+                                       seen_margin=1.5)
+  assert with_margin > plain  # seen negatives only ever add to the softmax
+
+
+def test_seen_margin_chunked_equals_dense_gradient():
+  hidden, table, _, _ = _inputs(seed=3, b=2, l=5, v=17)
+  inputs = jnp.array([[4, 9, 4, 2, 0], [1, 16, 7, 3, 5]])
+  targets = jnp.array([[9, 4, 2, 11, 0], [16, 7, 3, 5, 8]])
+  weights = (targets > 0).astype(jnp.float32)
+  f = lambda chunk: lambda h, t: losses.full_softmax_ce(h, t, targets, weights, chunk,
+                                                       seen=inputs, seen_margin=2.0)
+  v1, g1 = jax.value_and_grad(f(0), argnums=(0, 1))(hidden, table)
+  v2, g2 = jax.value_and_grad(f(5), argnums=(0, 1))(hidden, table)
+  np.testing.assert_allclose(v1, v2, rtol=1e-5)
+  for a, b in zip(g1, g2):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_prefix_seen_mask_counts_each_seen_item_once_and_never_the_target():
+  inputs = jnp.array([[3, 5, 3, 0]])
+  targets = jnp.array([[5, 3, 7, 0]])
+  mask = np.asarray(losses.prefix_seen_mask(inputs, targets))[0]  # [t, s]
+  np.testing.assert_array_equal(mask, [[1, 0, 0, 0],   # t=0: {3}
+                                       [0, 1, 0, 0],   # t=1: {3, 5} minus target 3
+                                       [1, 1, 0, 0],   # t=2: {3, 5}, the repeat once
+                                       [1, 1, 0, 0]])  # padding key never seen

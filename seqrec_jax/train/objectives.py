@@ -19,11 +19,13 @@ LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
 def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
                    weights: jax.Array, rng: jax.Array, loss_cfg,
-                   denominator: jax.Array | None = None) -> jax.Array:
-  """The configured next-item loss ('ce' full softmax, or 'bce' sampled negatives)."""
+                   denominator: jax.Array | None = None,
+                   seen: jax.Array | None = None) -> jax.Array:
+  """The configured next-item loss ('ce' full softmax, or 'bce' sampled negatives).
+  `seen` [B, L]: the causal inputs, for `loss.seen_margin` (CE only)."""
   if loss_cfg.name == "ce":
     return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk,
-                                  denominator)
+                                  denominator, seen, loss_cfg.get("seen_margin", 0.0))
   if loss_cfg.name == "bce":
     return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives,
                               denominator)
@@ -37,8 +39,9 @@ def loss_denominator(batch: dict) -> jax.Array | None:
   return batch["loss_norm"].sum() if "loss_norm" in batch else None
 
 
-def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
-  """Next-item prediction at every position (SASRec)."""
+def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True) -> LossFn:
+  """Next-item prediction at every position (SASRec). `prefix_seen`: the inputs before
+  each position are what the user has seen there (for `loss.seen_margin`)."""
 
   def loss_fn(params, batch, rng):
     dropout_rng, loss_rng = jax.random.split(rng)
@@ -49,7 +52,7 @@ def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
                                 rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
     loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
-                          loss_denominator(batch))
+                          loss_denominator(batch), batch["inputs"] if prefix_seen else None)
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn
@@ -58,7 +61,7 @@ def causal_loss(model: nn.Module, loss_cfg) -> LossFn:
 def cloze_loss(model: nn.Module, loss_cfg) -> LossFn:
   """BERT4Rec: predict the original items at the masked positions. The batch has the
   same layout as the causal task (inputs with masks applied, targets, weights)."""
-  return causal_loss(model, loss_cfg)
+  return causal_loss(model, loss_cfg, prefix_seen=False)
 
 
 def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
