@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.attention_impl = ""  # "" (JAX picks) | xla | cudnn
   c.model.decoder_blocks = 0  # seq2seq decoder depth; 0 = num_blocks
   c.model.input_in_state = True  # sasrec, False: state = norm(blocks' sum), no input residual
+  c.model.output_bias = False  # sasrec, True: a learned per-item score bias (popularity prior)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "auto"  # auto (the model's own) | causal | cloze | seq2seq
@@ -199,6 +200,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.task.mask_last_prob={cfg.task.mask_last_prob!r} must be in [0, 1]")
   if cfg.data.leave_last_k < 0 or cfg.model.decoder_blocks < 0:
     raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
+  if cfg.model.output_bias and cfg.model.name != "sasrec":
+    raise ValueError(f"config.model.output_bias=True is a SASRec option; model.name="
+                     f"{cfg.model.name!r}")
   if cfg.loss.seen_margin < 0:
     raise ValueError(f"config.loss.seen_margin={cfg.loss.seen_margin!r} must be >= 0")
   if cfg.loss.seen_margin and (cfg.loss.name != "ce" or task_name(cfg) != "causal"):
@@ -285,6 +289,9 @@ def validate_gan(cfg: ml_collections.ConfigDict) -> None:
   if g.d_head != "dot" and (g.layout == "positions" or g.recommender == "discriminator"):
     raise ValueError("config.gan.layout='positions' and config.gan.recommender='discriminator' "
                      "need config.gan.d_head='dot' (a discriminator that scores items)")
+  if cfg.model.output_bias:
+    raise ValueError("config.model.output_bias=True is not supported with config.gan: the "
+                     "generator's noise would reach the bias coordinate of its state")
   if g.layout == "positions" and cfg.model.name != "sasrec":
     raise ValueError("config.gan.layout='positions' needs a causal generator "
                      f"(model.name='sasrec'), got {cfg.model.name!r}")

@@ -42,3 +42,15 @@ def test_seen_margin_needs_ce_and_the_causal_task():
   cfg.loss.seen_margin = -1.0
   with pytest.raises(ValueError, match="must be >= 0"):
     config.validate(cfg)
+
+
+def test_output_bias_is_a_sasrec_option_without_gan():
+  cfg = config.base_config()
+  cfg.model.output_bias = True
+  config.validate(cfg)  # SASRec: accepted
+  cfg.model.name = "bert4rec"
+  with pytest.raises(ValueError, match="config.model.output_bias"):
+    config.validate(cfg)
+  cfg.model.name = "sasrec"
+  with pytest.raises(ValueError, match="config.model.output_bias"):
+    config.validate_gan(cfg)

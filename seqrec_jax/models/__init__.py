@@ -25,7 +25,8 @@ def build_model(cfg, num_items: int) -> nn.Module:
                 dropout=cfg.dropout, dtype=compute_dtype(cfg.dtype),
                 attention_impl=cfg.attention_impl or None)
   if cfg.name == "sasrec":
-    return SASRec(emb_dropout=cfg.emb_dropout, input_in_state=cfg.input_in_state, **common)
+    return SASRec(emb_dropout=cfg.emb_dropout, input_in_state=cfg.input_in_state,
+                  output_bias=cfg.get("output_bias", False), **common)
   if cfg.name == "bert4rec":
     return BERT4Rec(emb_dropout=cfg.emb_dropout, **common)
   if cfg.name == "seq2seq":

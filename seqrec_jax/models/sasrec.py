@@ -35,6 +35,10 @@ class SASRec(nn.Module):
   # False: the user state is the final norm of what the blocks added to the residual
   # stream, without the last item's own embedding (see `_output_state`).
   input_in_state: bool = True
+  # True: a learned per-item score bias (a popularity prior, as in BERT4Rec's output
+  # layer). Kept inside the shared scoring interface by appending a constant 1 to every
+  # state and the bias as an extra column of the table: scores stay `state @ table.T`.
+  output_bias: bool = False
 
   def setup(self):
     self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, dtype=self.dtype)
@@ -45,6 +49,10 @@ class SASRec(nn.Module):
                                 attention_impl=self.attention_impl, name=f"block_{i}")
         for i in range(self.num_blocks)]
     self.final_norm = nn.LayerNorm(dtype=self.dtype)
+    if self.output_bias:
+      self.item_bias = self.param(
+          "item_bias", nn.with_logical_partitioning(nn.initializers.zeros, (layers.VOCAB,)),
+          (self.num_items + 1,))
 
   def __call__(self, ids: jax.Array, train: bool = False) -> jax.Array:
     """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D]."""
@@ -61,7 +69,10 @@ class SASRec(nn.Module):
     the embedding of the item at a position does not pass straight into the score of
     that same item: with tied tables it otherwise ranks near the top as its own next
     item, which never happens in data without repeats (MovieLens). [..., D] -> [..., D]."""
-    return self.final_norm(x if self.input_in_state else x - x0)
+    state = self.final_norm(x if self.input_in_state else x - x0)
+    if self.output_bias:  # [..., D + 1]: the constant that picks up the bias column
+      state = jnp.concatenate([state, jnp.ones_like(state[..., :1])], axis=-1)
+    return state
 
   def encode(self, history: jax.Array) -> jax.Array:
     """User state after the last real item. history: [B, L] -> [B, D]."""
@@ -70,7 +81,11 @@ class SASRec(nn.Module):
     return jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
 
   def item_table(self) -> jax.Array:
-    return self.item_embedding.item_table()
+    """[V, D] (or [V, D + 1] with `output_bias`: the bias as the last column)."""
+    table = self.item_embedding.item_table()
+    if self.output_bias:
+      table = jnp.concatenate([table, self.item_bias[:, None].astype(table.dtype)], axis=-1)
+    return table
 
   # ---- Generation ------------------------------------------------------------------------
 

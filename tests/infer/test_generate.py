@@ -25,12 +25,18 @@ def _build(cls):
   # Larger item embeddings make the next-item distribution peaked and ties impossible.
   emb = params["item_embedding"]["embedding"]
   params["item_embedding"]["embedding"] = emb.replace_boxed(emb.unbox() * 50.0)
+  if "item_bias" in params:  # a bias that matters
+    bias = params["item_bias"]
+    params["item_bias"] = bias.replace_boxed(5.0 * jax.random.normal(jax.random.PRNGKey(2),
+                                                                     bias.unbox().shape))
   return model, params
 
 
 @pytest.fixture(scope="module",
-                params=[SASRec, functools.partial(SASRec, input_in_state=False), Seq2Seq],
-                ids=["sasrec", "sasrec_blocks_state", "seq2seq"])
+                params=[SASRec, functools.partial(SASRec, input_in_state=False),
+                        functools.partial(SASRec, input_in_state=False, output_bias=True),
+                        Seq2Seq],
+                ids=["sasrec", "sasrec_blocks_state", "sasrec_output_bias", "seq2seq"])
 def built(request):
   return _build(request.param)
 

@@ -84,3 +84,21 @@ def test_state_without_input_residual_is_the_norm_of_what_the_blocks_added():
 
   _, _, expected = full.apply({"params": params}, ids, method=parts)
   np.testing.assert_allclose(b, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_output_bias_adds_a_learned_per_item_score_through_the_shared_interface():
+  ids = jnp.array([[3, 4, 5, 0, 0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+  plain, biased = _model(input_in_state=False), _model(input_in_state=False, output_bias=True)
+  params = _params(biased)
+  assert params["item_bias"].unbox().shape == (31,)
+  bias = jax.random.normal(jax.random.PRNGKey(5), (31,))
+  params["item_bias"] = params["item_bias"].replace_boxed(bias)
+  shared = {k: v for k, v in params.items() if k != "item_bias"}  # the plain model's params
+
+  def scores(model, p):
+    state = model.apply({"params": p}, ids, method=model.encode)
+    return state @ model.apply({"params": p}, method=model.item_table).T  # [B, V]
+
+  np.testing.assert_allclose(scores(biased, params), scores(plain, shared) + bias[None],
+                             rtol=1e-5, atol=1e-5)
+  assert biased.apply({"params": params}, ids).shape == (2, 10, 17)  # [B, L, D + 1]
