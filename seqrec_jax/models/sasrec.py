@@ -51,8 +51,8 @@ class SASRec(nn.Module):
     self.final_norm = nn.LayerNorm(dtype=self.dtype)
     if self.output_bias:
       self.item_bias = self.param(
-          "item_bias", nn.with_logical_partitioning(nn.initializers.zeros, (layers.VOCAB,)),
-          (self.num_items + 1,))
+          "item_bias", nn.with_logical_partitioning(nn.initializers.zeros, (None,)),
+          (self.num_items + 1,))  # replicated: V floats, and V need not divide a mesh axis
 
   def __call__(self, ids: jax.Array, train: bool = False) -> jax.Array:
     """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D]."""
