@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from seqrec_jax import metrics
+
 
 def _flatten(hidden, targets, weights):
   d = hidden.shape[-1]
@@ -54,11 +56,8 @@ def prefix_seen_mask(inputs: jax.Array, targets: jax.Array) -> jax.Array:
   in the prefix (s <= t), counted once (its first occurrence), and not t's target.
 
   These are the negatives of the next-item prediction at t that the user has seen."""
-  length = inputs.shape[1]
-  pos = jnp.arange(length)
-  earlier = pos[None, :, None] > pos[None, None, :]  # [1, s, s']: s' < s
-  repeat = jnp.any((inputs[:, :, None] == inputs[:, None, :]) & earlier, axis=-1)  # [B, L]
-  first = (inputs != 0) & ~repeat  # [B, s]
+  pos = jnp.arange(inputs.shape[1])
+  first = metrics.first_occurrence(inputs)  # [B, s]
   in_prefix = pos[:, None] >= pos[None, :]  # [t, s]
   not_target = inputs[:, None, :] != targets[:, :, None]  # [B, t, s]
   return in_prefix[None] & first[:, None, :] & not_target

@@ -93,7 +93,7 @@ def top_k_items(scores: jax.Array, k: int, num_items: int,
   return jax.lax.top_k(scores, k)[1].astype(jnp.int32)
 
 
-def _first_occurrence(ids: jax.Array) -> jax.Array:
+def first_occurrence(ids: jax.Array) -> jax.Array:
   """[B, N] bool: ids[b, i] is real and not equal to any ids[b, j < i]."""
   n = ids.shape[1]
   same = ids[:, :, None] == ids[:, None, :]  # [B, N, N]
@@ -113,8 +113,8 @@ def multistep_set_metrics(ranked: jax.Array, future: jax.Array) -> dict[str, jax
     ndcg = Σ_r hit_r / log2(r + 2) over the K ranks, divided by its best possible value
     (min(K, |future|) hits at the top).
   """
-  fut_first = _first_occurrence(future)  # [B, k]
-  rank_first = _first_occurrence(ranked)  # [B, K]
+  fut_first = first_occurrence(future)  # [B, k]
+  rank_first = first_occurrence(ranked)  # [B, K]
   in_future = jnp.any((ranked[:, :, None] == future[:, None, :]) & fut_first[:, None, :], axis=2)
   hits = (in_future & rank_first).astype(jnp.float32)  # [B, K]
   relevant = jnp.sum(fut_first, axis=1).astype(jnp.float32)  # [B]
@@ -135,11 +135,11 @@ def sequence_metrics(generated: jax.Array, future: jax.Array) -> dict[str, jax.A
     exact: the share of steps t < min(T, k) with generated_t == future_t.
   """
   k = future.shape[1]
-  fut_first = _first_occurrence(future)  # [B, k]
+  fut_first = first_occurrence(future)  # [B, k]
   rel_true = jnp.where(fut_first, (k - jnp.arange(k))[None].astype(jnp.float32), 0.0)  # [B, k]
   match = (generated[:, :, None] == future[:, None, :]) & fut_first[:, None, :]  # [B, T, k]
   rel = jnp.sum(jnp.where(match, rel_true[:, None, :], 0.0), axis=2)  # [B, T]
-  rel = rel * _first_occurrence(generated)
+  rel = rel * first_occurrence(generated)
   steps = generated.shape[1]
   dcg = jnp.sum(rel * _discounts(steps), axis=1)
   best = -jnp.sort(-rel_true, axis=1)  # [B, k] descending
