@@ -34,7 +34,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
@@ -44,7 +43,7 @@ from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.data.dataset import leave_one_out  # noqa: E402
 from seqrec_jax.data.load import load_dataset  # noqa: E402
 from seqrec_jax.models.adversarial import Discriminator  # noqa: E402
-from seqrec_jax.train import adversarial, checkpoint, loop  # noqa: E402
+from seqrec_jax.train import adversarial, checkpoint, loop, steps  # noqa: E402
 
 CONFIGS = {"ml1m": gan_ml1m, "toys": gan_toys, "synthetic": gan_synthetic}
 MODELS = (("mle", "MLE only (SASRec)"), ("adversarial", "MLE + adversarial (G)"),
@@ -183,13 +182,8 @@ def top_items(model: nn.Module, params, arrays: pipeline.EvalArrays, num_items: 
 
   @jax.jit
   def topk(params, history, seen):
-    def score(module, ids):
-      return module.encode(ids) @ module.item_table().T.astype(jnp.float32)  # [B, V]
-    scores = model.apply({"params": params}, history, method=score).astype(jnp.float32)
-    scores = scores.at[:, 0].set(-jnp.inf)
-    if exclude_seen:
-      scores = scores.at[jnp.arange(scores.shape[0])[:, None], seen].set(-jnp.inf)
-    return jax.lax.top_k(scores[:, : num_items + 1], k)[1]
+    scores = model.apply({"params": params}, history, method=steps.item_scores)  # [B, V]
+    return metrics.top_k_items(scores, k, num_items, seen if exclude_seen else None)
 
   out = []
   n = len(arrays)

@@ -37,6 +37,7 @@ from seqrec_jax import metrics  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.infer.generate import GenerateConfig, make_generate_fn  # noqa: E402
 from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
+from seqrec_jax.train import steps  # noqa: E402
 from seqrec_jax.train.loop import train_and_evaluate  # noqa: E402
 
 
@@ -56,9 +57,7 @@ def evaluate_multistep(model, params, arrays: pipeline.FutureArrays, k: int, bea
 
   @jax.jit
   def ranked_top(params, history, seen):
-    def score(module, ids):
-      return module.encode(ids) @ module.item_table().T
-    scores = model.apply({"params": params}, history, method=score)
+    scores = model.apply({"params": params}, history, method=steps.item_scores)
     return metrics.top_k_items(scores, 10, num_items, seen=seen)  # [B, 10]
 
   generators = {}

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from seqrec_jax import metrics  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
+from seqrec_jax.train import steps  # noqa: E402
 
 RECENCY = ((0, 1), (1, 5), (5, 20), (20, 50), (50, 200), (200, 10**9))  # items back
 EXCLUDE_LAST = (0, 1, 2, 5, 20)
@@ -47,9 +48,8 @@ def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
   model = run.model
 
   @jax.jit
-  def scores(params, history):  # [B, L] -> [B, V]
-    state = model.apply({"params": params}, history, method=model.encode)
-    return state @ model.apply({"params": params}, method=model.item_table).T
+  def scores(params, history):  # [B, L] -> [B, V], as the evaluator scores
+    return model.apply({"params": params}, history, method=steps.item_scores)
 
   arrays = pipeline.eval_arrays(run.split, split, run.cfg.model.max_len)
   num_items = run.dataset.num_items

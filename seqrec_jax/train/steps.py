@@ -82,14 +82,16 @@ class TrainSteps:
     return self.jitted(num_steps)(state, data)
 
 
+def item_scores(module: nn.Module, ids: jax.Array) -> jax.Array:
+  """Every item's score for each history (the shared scoring interface), for
+  `model.apply(..., method=item_scores)`. ids: [B, L] -> [B, V]."""
+  return module.encode(ids) @ module.item_table().T.astype(jnp.float32)
+
+
 def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,
               model: nn.Module, num_items: int) -> dict[str, jax.Array]:
   """Full-catalogue ranks of the targets, with and without history items excluded."""
-
-  def score(module, ids):
-    return module.encode(ids) @ module.item_table().T.astype(jnp.float32)  # [B, V]
-
-  scores = model.apply({"params": params}, history, method=score).astype(jnp.float32)
+  scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
   return {"rank": metrics.target_ranks(scores, targets, num_items),
           "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
 
