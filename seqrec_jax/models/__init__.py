@@ -26,7 +26,7 @@ def build_model(cfg, num_items: int) -> nn.Module:
                 attention_impl=cfg.attention_impl or None)
   if cfg.name == "sasrec":
     return SASRec(emb_dropout=cfg.emb_dropout, input_in_state=cfg.input_in_state,
-                  output_bias=cfg.get("output_bias", False), **common)
+                  output_bias=cfg.output_bias, **common)
   if cfg.name == "bert4rec":
     return BERT4Rec(emb_dropout=cfg.emb_dropout, **common)
   if cfg.name == "seq2seq":

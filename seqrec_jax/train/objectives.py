@@ -25,7 +25,7 @@ def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   `seen` [B, L]: the causal inputs, for `loss.seen_margin` (CE only)."""
   if loss_cfg.name == "ce":
     return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk,
-                                  denominator, seen, loss_cfg.get("seen_margin", 0.0))
+                                  denominator, seen, loss_cfg.seen_margin)
   if loss_cfg.name == "bce":
     return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives,
                               denominator)

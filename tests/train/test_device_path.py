@@ -19,7 +19,8 @@ from seqrec_jax.models.sasrec import SASRec
 from seqrec_jax.train import loop, objectives, optim, steps
 from seqrec_jax.train.state import create_train_state
 
-LOSS = ml_collections.ConfigDict(dict(name="ce", vocab_chunk=0, num_negatives=1))
+LOSS = ml_collections.ConfigDict(dict(name="ce", vocab_chunk=0, num_negatives=1,
+                                       seen_margin=0.0))
 OPTIM = ml_collections.ConfigDict(dict(lr=1e-2, b1=0.9, b2=0.98, weight_decay=0.01,
                                        clip_norm=1.0, warmup_steps=2, schedule="cosine",
                                        final_lr_frac=0.1))
