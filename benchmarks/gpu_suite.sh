@@ -24,7 +24,14 @@
 # Knobs (environment): SUITE_SECONDS (default 450), PYTHON (default python3).
 #
 # Dry run on a CPU box (tiny settings, no GPU needed): SUITE_DRY_RUN=1 bash benchmarks/gpu_suite.sh
-set -uo pipefail
+#
+# Exit status: 0 only if every step ran and succeeded. A step that exits non-zero (or is
+# killed by its time cap), a step skipped for the suite deadline, a failed wheel install or
+# JAX import, and a quality run that leaves no final.json all count as failures; every step
+# still runs (one failure does not hide the others' measurements), and at the end the
+# suite lists each failure and exits 1. The RecBole step being skipped because RecBole is
+# not importable (its wheels were not carried) is optional and not a failure.
+set -uo pipefail  # not -e: a failed step is recorded (fail below) and the next one runs
 cd "$(dirname "$0")/.." || exit 1
 
 DATA_DIR=$(realpath "${1:-.gpudata}")
@@ -50,6 +57,12 @@ finish() {
 }
 trap finish EXIT
 
+FAILED=()
+fail() {  # record a failure; reported, and the exit status set, at the end
+  FAILED+=("$*")
+  echo "## FAILED: $*"
+}
+
 # Runs "$@" under `timeout`, for at most CAP seconds and never past the deadline.
 step() {
   local name=$1 cap=$2 left
@@ -57,7 +70,8 @@ step() {
   left=$(( DEADLINE - $(date +%s) - 10 ))
   if (( left < 20 )); then
     echo "## $name: skipped (suite deadline)"
-    return 0
+    fail "$name: skipped (suite deadline)"
+    return 1
   fi
   (( cap > left )) && cap=$left
   echo "## $(date -u +%T) $name (<= ${cap}s): $*"
@@ -66,7 +80,12 @@ step() {
   timeout "$cap" "$@"
   rc=$?
   echo "## $name: exit $rc after $(( $(date +%s) - t0 ))s"
-  return 0
+  if (( rc == 124 || rc == 137 )); then
+    fail "$name: killed by its ${cap}s cap (exit $rc)"
+  elif (( rc != 0 )); then
+    fail "$name: exit $rc"
+  fi
+  return "$rc"
 }
 
 echo "# $(date -u +%FT%TZ) gpu_suite on $(hostname), budget ${BUDGET}s, data $DATA_DIR, dry=$DRY"
@@ -74,7 +93,7 @@ if [ "$DRY" != 1 ]; then
   nvidia-smi -L || true
   if compgen -G ".whl/*.whl" > /dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl || echo "wheel install failed"
+      --target /tmp/site .whl/*.whl || fail "wheel install failed"
   else
     echo "no .whl/ folder: grain and ml-collections must already be importable"
   fi
@@ -84,7 +103,8 @@ else
   export PYTHONPATH="$PWD"
 fi
 export SEQREC_DATA="$DATA_DIR" PYTHONUNBUFFERED=1
-"$PY" -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
+"$PY" -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())" \
+  || fail "jax/flax import"
 
 if [ "$DRY" = 1 ]; then  # tiny settings: checks that every step runs, on CPU
   export JAX_PLATFORMS=cpu
@@ -110,7 +130,12 @@ step throughput 200 "$PY" benchmarks/throughput.py "${GRID[@]}" --out="$RES" --t
 step quality 130 "$PY" -m seqrec_jax.train --config=configs/sasrec_ml1m.py \
   --workdir="$WORK/quality" --config.train.input=device --config.train.length_grouping=0 \
   "${QUALITY[@]}"
-[ -f "$WORK/quality/final.json" ] && cp "$WORK/quality/final.json" "$RES/quality_final.json"
+quality_rc=$?
+if [ -f "$WORK/quality/final.json" ]; then
+  cp "$WORK/quality/final.json" "$RES/quality_final.json"
+elif (( quality_rc == 0 )); then  # (a non-zero exit is already recorded by step)
+  fail "quality: exit 0 but no $WORK/quality/final.json (the training run did not finish)"
+fi
 [ -f "$WORK/quality/metrics.jsonl" ] && cp "$WORK/quality/metrics.jsonl" "$RES/quality_metrics.jsonl"
 step time_to_quality 110 "$PY" benchmarks/time_to_quality.py "${TTQ[@]}" --out="$RES" --tag=gpu
 
@@ -125,3 +150,11 @@ fi
 for f in "$RES"/*.md; do
   [ -f "$f" ] && { echo "### $(basename "$f")"; cat "$f"; }
 done
+
+if (( ${#FAILED[@]} )); then
+  echo "# ${#FAILED[@]} failure(s):"
+  printf '#   %s\n' "${FAILED[@]}"
+  exit 1
+fi
+echo "# all steps succeeded"
+exit 0
