@@ -48,17 +48,38 @@ def test_each_epoch_is_whole_batches_of_distinct_sequences_in_similar_lengths():
 @pytest.mark.parametrize("example", [pipeline.CausalExample(100, "random"),
                                      pipeline.ClozeExample(100, mask_id=51)])
 def test_cut_batches_lose_no_real_position(example):
+  """Each cut batch row is the full-width example of its sequence, cut where nothing but
+  padding follows: compared with the uncut example rebuilt from the same sequence and
+  the same documented randomness (seed, global index)."""
   source = pipeline.TrainSequences(varied_split())
-  it = iter(pipeline.train_dataset(source, example, global_batch=8, seed=0, group_batches=4))
-  widths = set()
-  for _ in range(3 * (len(source) // 8)):  # three epochs
-    batch = next(it)
-    width = batch["inputs"].shape[1]
-    widths.add(width)
-    assert batch["targets"].shape == batch["weights"].shape == (8, width)
-    real = (batch["inputs"] > 0).sum(1)  # [B] the window of each row (masks included)
-    assert width == pipeline.bucket_length(real.max(), 100)  # cut to the longest window
-    assert (batch["targets"] > 0).sum() == batch["weights"].sum()
+  seed, batch_size, group_batches = 0, 8, 4
+  it = iter(pipeline.train_dataset(source, example, global_batch=batch_size, seed=seed,
+                                   group_batches=group_batches))
+  # The same epochs, only to know which sequence each row holds.
+  stream = pipeline.LengthGroupedEpochs(source, seed, example.window_lengths(source.lengths),
+                                        batch_size, group_batches, example.max_len)
+  per_epoch = stream.per_epoch // batch_size
+  widths, real_kept, real_total = set(), 0, 0
+  for epoch in range(3):
+    order = stream.epoch_order(epoch)[0].reshape(-1, batch_size)
+    for b in range(per_epoch):
+      batch = next(it)
+      width = batch["inputs"].shape[1]
+      widths.add(width)
+      assert batch["targets"].shape == batch["weights"].shape == (batch_size, width)
+      for r, seq_index in enumerate(order[b]):
+        i = epoch * stream.per_epoch + b * batch_size + r  # the element's global index
+        full = example(source[int(seq_index)], np.random.default_rng([seed, i]))
+        for key in example.window_keys:
+          assert not full[key][width:].any(), (
+              f"epoch {epoch} batch {b} row {r}: {key} has real positions past the cut "
+              f"at {width} (window {int((full['inputs'] > 0).sum())})")
+          np.testing.assert_array_equal(batch[key][r], full[key][:width])
+        real_total += int((full["inputs"] > 0).sum())
+      real_kept += int((batch["inputs"] > 0).sum())
+      real = (batch["inputs"] > 0).sum(1)  # [B] the window of each row (masks included)
+      assert width == pipeline.bucket_length(real.max(), 100)  # cut to the longest window
+  assert real_kept == real_total
   assert len(widths) > 1 and max(widths) <= 100
 
 

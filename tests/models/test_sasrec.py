@@ -46,14 +46,46 @@ def test_outputs_at_t_do_not_depend_on_later_items(input_in_state):
 
 
 def test_dropout_only_in_training():
-  model = _model(dropout=0.5)
-  params = _params(model)
   ids = jnp.arange(1, 11)[None]
-  a = model.apply({"params": params}, ids, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
-  b = model.apply({"params": params}, ids, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
-  c = model.apply({"params": params}, ids)
+  noisy, clean = _model(dropout=0.5, emb_dropout=0.5), _model(dropout=0.0, emb_dropout=0.0)
+  params = _params(noisy)  # dropout adds no parameters
+  key = lambda k: {"dropout": jax.random.PRNGKey(k)}
+  # Evaluation ignores dropout, even when a dropout key is passed: the 0.5 model scores
+  # exactly like the 0.0 model.
+  evaluated = noisy.apply({"params": params}, ids, rngs=key(1))
+  np.testing.assert_allclose(evaluated, clean.apply({"params": params}, ids),
+                             rtol=1e-6, atol=1e-6)
+  # Training applies it: fresh masks per key, and different from evaluation...
+  a = noisy.apply({"params": params}, ids, train=True, rngs=key(1))
+  b = noisy.apply({"params": params}, ids, train=True, rngs=key(2))
   assert not np.allclose(a, b)
-  np.testing.assert_allclose(c, model.apply({"params": params}, ids))
+  assert not np.allclose(a, evaluated)
+  # ...while with rate 0 training is evaluation (dropout is the only difference).
+  np.testing.assert_allclose(clean.apply({"params": params}, ids, train=True, rngs=key(1)),
+                             evaluated, rtol=1e-6, atol=1e-6)
+
+
+def test_encode_ignores_right_padding_and_window_width():
+  """A history's state is the same in any window wide enough to hold it: what the
+  length-grouped batches (cut to their longest row) and the eval windows rely on."""
+  wide = SASRec(num_items=30, max_len=16, embed_dim=16, num_blocks=2, num_heads=2, mlp_dim=32)
+  params = wide.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 16), jnp.int32))["params"]
+  rng = np.random.default_rng(1)
+  lengths = np.array([1, 3, 6, 6])
+  ids = np.zeros((4, 16), np.int32)
+  for r, n in enumerate(lengths):
+    ids[r, :n] = rng.integers(1, 31, n)
+  hidden = lambda x: wide.apply({"params": params}, jnp.asarray(x))
+  encode = lambda x: wide.apply({"params": params}, jnp.asarray(x), method=wide.encode)
+  full, cut = hidden(ids), hidden(ids[:, :6])  # [4, 16, D], [4, 6, D]
+  for r, n in enumerate(lengths):
+    np.testing.assert_allclose(full[r, :n], cut[r, :n], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(encode(ids), encode(ids[:, :6]), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(encode(ids), full[np.arange(4), lengths - 1], rtol=1e-6)
+  # and the state does depend on the items, so the equalities above are not vacuous
+  other = ids.copy()
+  other[:, 0] = np.where(ids[:, 0] == 1, 2, 1)
+  assert not np.isclose(encode(ids), encode(other), rtol=1e-3, atol=1e-4).all(-1).any()
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16])

@@ -52,16 +52,31 @@ def test_decoder_is_causal():
 def test_encoder_sees_the_whole_history_but_not_padding():
   model = _model()
   params = _params(model)
-  encode = lambda h: model.apply({"params": params}, jnp.asarray(h), method=model.encode)
+  apply = lambda h, **kw: model.apply({"params": params}, jnp.asarray(h), **kw)
+  encode = lambda h: apply(h, method=model.encode)
   base = np.array(HISTORY)
   earlier = base.copy()
-  earlier[1, 0] = 25  # the oldest item matters
+  earlier[1, 0] = 25  # the oldest item matters (the encoder is not causal)
   assert not np.allclose(encode(base)[1], encode(earlier)[1])
-  memory = lambda h: model.apply({"params": params}, jnp.asarray(h),
-                                 method=model.encode_history)[0]
-  a = memory(base)
-  b = memory(np.concatenate([base[:1], base[1:]]))
-  np.testing.assert_allclose(a, b)
+  # Padding does not: row 0 (3 items) gives the same memory at its real positions and
+  # the same next-item state in a window of 3, 5 or 10 positions.
+  memory, lengths = apply(base, method=model.encode_history)
+  np.testing.assert_array_equal(lengths, [3, 10])
+  for width in (3, 5):
+    short_memory, short_lengths = apply(base[:1, :width], method=model.encode_history)
+    assert int(short_lengths[0]) == 3
+    np.testing.assert_allclose(short_memory[0, :3], memory[0, :3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(encode(base[:1, :width])[0], encode(base)[0], rtol=1e-5,
+                               atol=1e-5)
+  # The decoder reads memory only up to each row's length: garbage in row 0's padded
+  # memory slots changes nothing, while the same change at a real slot does.
+  dec = jnp.array([[NUM_ITEMS + 1, 7, 8], [NUM_ITEMS + 1, 1, 2]])
+  decode = lambda mem: model.apply({"params": params}, dec, mem, lengths, method=model.decode)
+  garbage = jax.random.normal(jax.random.PRNGKey(7), memory.shape[1:]) * 3
+  padded_slots = memory.at[0, 3:].set(garbage[3:])
+  real_slot = memory.at[0, 1].set(garbage[1])
+  np.testing.assert_allclose(decode(padded_slots), decode(memory), rtol=1e-5, atol=1e-5)
+  assert not np.allclose(decode(real_slot)[0], decode(memory)[0], atol=1e-4)
 
 
 def test_encode_is_first_decoder_step():
