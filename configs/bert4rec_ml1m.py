@@ -7,7 +7,7 @@ with probability 0.1), full-softmax CE at masked positions, full-ranking evaluat
 Variant `:smoke`: a tiny one-epoch run.
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

@@ -6,7 +6,7 @@ Bidirectional encoder, cloze task (mask probability 0.4, plus the final item mas
 with probability 0.1), full-softmax CE at masked positions, full-ranking evaluation.
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

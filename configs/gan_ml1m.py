@@ -7,7 +7,8 @@ Variants (comma-separated): smoke, gumbel, learned, elec (discriminator as the
 recommender, ELECRec-style). Comparison with MLE alone: benchmarks/gan_compare.py.
 """
 
-from seqrec_jax.config import base_config, gan_variant, use_dataset
+from seqrec_jax.config import base_config
+from seqrec_jax.presets import gan_variant, use_dataset
 
 
 def get_config(arg: str = ""):

@@ -7,7 +7,8 @@ adversarial training against a Transformer discriminator (offline).
 Variants (comma-separated): smoke, gumbel, learned, elec (see config.gan_variant).
 """
 
-from seqrec_jax.config import base_config, gan_variant
+from seqrec_jax.config import base_config
+from seqrec_jax.presets import gan_variant
 
 
 def get_config(arg: str = ""):

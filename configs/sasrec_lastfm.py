@@ -3,7 +3,7 @@
   python -m seqrec_jax.train --config=configs/sasrec_lastfm.py --workdir=runs/sasrec_lastfm
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

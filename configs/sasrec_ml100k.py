@@ -3,7 +3,7 @@
   python -m seqrec_jax.train --config=configs/sasrec_ml100k.py --workdir=runs/sasrec_ml100k
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

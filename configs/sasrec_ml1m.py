@@ -14,7 +14,8 @@ over the same config without it (0.1654 vs 0.1647, within noise); test NDCG@10 0
 Results and machine: benchmarks/RESULTS.md.
 """
 
-from seqrec_jax.config import base_config, use_dataset
+from seqrec_jax.config import base_config
+from seqrec_jax.presets import use_dataset
 
 
 def get_config(arg: str = ""):

@@ -3,7 +3,7 @@
   python -m seqrec_jax.train --config=configs/sasrec_sports_time.py --workdir=runs/sasrec_sports_time
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

@@ -3,7 +3,7 @@
   python -m seqrec_jax.train --config=configs/sasrec_video.py --workdir=runs/sasrec_video
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

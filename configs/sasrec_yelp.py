@@ -3,7 +3,7 @@
   python -m seqrec_jax.train --config=configs/sasrec_yelp.py --workdir=runs/sasrec_yelp
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

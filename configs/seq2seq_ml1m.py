@@ -9,7 +9,7 @@ its first decoder step is the next-item score used by full-ranking evaluation.
 Variant `:smoke`: a tiny one-epoch run.
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

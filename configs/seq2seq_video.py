@@ -8,7 +8,7 @@ Trained with teacher forcing on (history, next 5 items) pairs cut at random poin
 its first decoder step is the next-item score used by full-ranking evaluation.
 """
 
-from seqrec_jax.config import preset
+from seqrec_jax.presets import preset
 
 
 def get_config(arg: str = ""):

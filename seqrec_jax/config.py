@@ -1,18 +1,36 @@
-"""The base config every `configs/*.py` starts from, and its validation.
+"""The base config every preset starts from, its validation, and a run's saved copy.
 
 Every field exists here with its default, so a locked config rejects unknown keys by
-name (`--config.model.num_block=4` fails, naming the key).
+name (`--config.model.num_block=4` fails, naming the key). The names a field may take
+(`model.name`, `task.name`, `loss.name`, `loss.sampler`) come from the registries, and
+each registered model's own options join the `model` section.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import ml_collections
 
-# Public data shipped beside the repository (never inside it); override with SEQREC_DATA.
-DATA_ROOT = os.environ.get("SEQREC_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+# Where the public datasets live when the config does not say (`data.root`); the
+# environment variable SEQREC_DATA overrides both.
+DEFAULT_DATA_ROOT = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA_ROOT_ENV = "SEQREC_DATA"
+
+
+def data_root(data_cfg) -> str:
+  """The folder relative data paths are read from: $SEQREC_DATA, else `data.root`
+  ("" = the working directory)."""
+  return os.environ.get(DATA_ROOT_ENV) or data_cfg.get("root", "")
+
+
+def data_path(data_cfg, key: str) -> str:
+  """`data.<key>` (a file path) resolved against `data_root`; "" stays ""."""
+  path = str(data_cfg.get(key, "") or "")
+  root = data_root(data_cfg)
+  return os.path.join(root, path) if path and root and not os.path.isabs(path) else path
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -21,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.format = "synthetic"  # synthetic | movielens | ml100k | movielens_csv | sasrec | s3rec | table
+  c.data.root = ""  # relative paths below are read from here ($SEQREC_DATA overrides)
   c.data.path = ""
   c.data.time_path = ""  # s3rec: aligned timestamps file
   c.data.titles_path = ""  # item titles (movies.dat / u.item) for printing
@@ -39,7 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
       follow_prob=0.7, zipf=1.1, seed=0))
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "sasrec"  # sasrec | bert4rec | seq2seq
+  c.model.name = "sasrec"  # a registered model (seqrec_jax.models.MODELS)
+  # Shared by every model (models/base.py SequenceModel):
   c.model.max_len = 50
   c.model.embed_dim = 64
   c.model.num_blocks = 2
@@ -49,12 +69,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.emb_dropout = 0.2
   c.model.dtype = "float32"  # float32 | bfloat16 (compute; params stay float32)
   c.model.attention_impl = ""  # "" (JAX picks) | xla | cudnn
-  c.model.decoder_blocks = 0  # seq2seq decoder depth; 0 = num_blocks
-  c.model.input_in_state = True  # sasrec, False: state = norm(blocks' sum), no input residual
-  c.model.output_bias = False  # sasrec, True: a learned per-item score bias (popularity prior)
+  # Model-specific options, declared by each model's `register_model(options=...)`:
+  # sasrec input_in_state (False: state = norm(blocks' sum), no input residual) and
+  # output_bias (a learned per-item score bias); seq2seq decoder_blocks (0 = num_blocks).
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel (fills the registry)
+  for key, default in models.model_options().items():
+    c.model[key] = default
 
   c.task = ml_collections.ConfigDict()
-  c.task.name = "auto"  # auto (the model's own) | causal | cloze | seq2seq
+  c.task.name = "auto"  # auto (the model's own) | a registered task (causal, cloze, seq2seq)
   c.task.crop = "last"  # last | random window end
   # one: one window per sequence and epoch | cover: ceil((n-1)/max_len) random windows,
   # so long histories are trained in full every epoch (needs crop="random")
@@ -64,9 +87,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.task.future_k = 5  # seq2seq: items the decoder learns to generate
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.name = "ce"  # ce (full softmax) | bce (sampled negatives)
+  c.loss.name = "ce"  # a registered loss: ce (full softmax) | bce (sampled negatives)
   c.loss.vocab_chunk = 0  # > 0: stream the catalogue in chunks of this many items
   c.loss.num_negatives = 1
+  c.loss.sampler = "uniform"  # negatives of sampled losses (seqrec_jax.samplers.SAMPLERS)
   # ce + causal task, > 0: items already in the input prefix enter the training softmax
   # with logit + seen_margin (pushed harder below the target; inference unchanged)
   c.loss.seen_margin = 0.0
@@ -90,6 +114,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.patience = 0  # evaluations without improvement before stopping; 0 = never
   c.train.checkpoint_every_epochs = 1
   c.train.max_to_keep = 2
+  c.train.checkpoint_every_secs = 0.0  # > 0: also checkpoint when this long has passed since the last save
   c.train.max_steps_this_run = 0  # > 0: checkpoint and exit after this many steps (time-sliced jobs)
   # Input path: grain (host pipeline, any task) | device (whole dataset on the accelerator,
   # batches built inside the jitted step; causal task only; see data/device_data.py).
@@ -148,7 +173,7 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-_CHOICES = {
+_FIXED_CHOICES = {
     "data.on_error": ("raise", "skip"),
     "data.dedup": ("first", "last", "none"),
     "model.dtype": ("float32", "bfloat16"),
@@ -156,30 +181,58 @@ _CHOICES = {
     "task.crop": ("last", "random"),
     "task.windows": ("one", "cover"),
     "train.input": ("grain", "device"),
-    "task.name": ("auto", "causal", "cloze", "seq2seq"),
-    "model.name": ("sasrec", "bert4rec", "seq2seq"),
-    "loss.name": ("ce", "bce"),
     "optim.schedule": ("cosine", "constant"),
 }
 
 
-# The tasks that train each model; the first is what task.name="auto" means.
-MODEL_TASKS = {"sasrec": ("causal",), "bert4rec": ("cloze",), "seq2seq": ("seq2seq",)}
+# Fields whose values are the names in a registry (adding a component adds a choice).
+REGISTERED_FIELDS = {"model.name": "seqrec_jax.models.MODELS",
+                     "task.name": "seqrec_jax.train.tasks.TASKS ('auto' = the model's own)",
+                     "loss.name": "seqrec_jax.losses.LOSSES",
+                     "loss.sampler": "seqrec_jax.samplers.SAMPLERS"}
+
+
+def choices() -> dict[str, tuple]:
+  """Allowed values of every enumerated field; the names come from the registries."""
+  # pylint: disable=import-outside-toplevel (the registries import heavier modules)
+  from seqrec_jax import losses, models, samplers
+  from seqrec_jax.train import tasks
+  return {**_FIXED_CHOICES, "model.name": models.MODELS.names(),
+          "task.name": ("auto",) + tasks.TASKS.names(), "loss.name": losses.LOSSES.names(),
+          "loss.sampler": samplers.SAMPLERS.names()}
+
+
+def model_tasks() -> dict[str, tuple[str, ...]]:
+  """{model: the tasks that train it} from the model registry; the first is 'auto'."""
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  return models.model_tasks()
 
 
 def task_name(cfg: ml_collections.ConfigDict) -> str:
   """cfg.task.name, with "auto" resolved to the model's own task."""
   if cfg.task.name != "auto":
     return cfg.task.name
-  if cfg.model.name not in MODEL_TASKS:
+  tasks_of = model_tasks()
+  if cfg.model.name not in tasks_of:
     raise ValueError(f"config.task.name='auto' has no default for model.name="
                      f"{cfg.model.name!r}; set config.task.name")
-  return MODEL_TASKS[cfg.model.name][0]
+  return tasks_of[cfg.model.name][0]
+
+
+def _check_model_options(cfg: ml_collections.ConfigDict) -> None:
+  """A model-specific option set away from its default for a model without it is an error."""
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  own = models.MODELS.meta(cfg.model.name)["options"]
+  for key, default in models.model_options().items():
+    if key not in own and cfg.model[key] != default:
+      owners = [e.name for e in models.MODELS if key in e.meta["options"]]
+      raise ValueError(f"config.model.{key}={cfg.model[key]!r} is an option of model(s) "
+                       f"{owners}; model.name={cfg.model.name!r} has no such option")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Rejects values that are the right type but mean nothing, naming the key."""
-  for key, allowed in _CHOICES.items():
+  for key, allowed in choices().items():
     section, field = key.split(".")
     value = cfg[section][field]
     if value not in allowed:
@@ -198,11 +251,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.task.mask_prob={cfg.task.mask_prob!r} must be in (0, 1)")
   if not 0.0 <= cfg.task.mask_last_prob <= 1.0:
     raise ValueError(f"config.task.mask_last_prob={cfg.task.mask_last_prob!r} must be in [0, 1]")
-  if cfg.data.leave_last_k < 0 or cfg.model.decoder_blocks < 0:
-    raise ValueError("config.data.leave_last_k and config.model.decoder_blocks must be >= 0")
-  if cfg.model.output_bias and cfg.model.name != "sasrec":
-    raise ValueError(f"config.model.output_bias=True is a SASRec option; model.name="
-                     f"{cfg.model.name!r}")
+  if cfg.data.leave_last_k < 0:
+    raise ValueError(f"config.data.leave_last_k={cfg.data.leave_last_k!r} must be >= 0")
+  if cfg.model.get("decoder_blocks", 0) < 0:
+    raise ValueError(f"config.model.decoder_blocks={cfg.model.decoder_blocks!r} must be >= 0")
+  if cfg.train.checkpoint_every_secs < 0:
+    raise ValueError(f"config.train.checkpoint_every_secs={cfg.train.checkpoint_every_secs!r} "
+                     "must be >= 0")
+  _check_model_options(cfg)
   if cfg.loss.seen_margin < 0:
     raise ValueError(f"config.loss.seen_margin={cfg.loss.seen_margin!r} must be >= 0")
   if cfg.loss.seen_margin and (cfg.loss.name != "ce" or task_name(cfg) != "causal"):
@@ -225,39 +281,15 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.train.input='device' supports only the causal task (SASRec); "
                      f"task {task_name(cfg)!r} (model.name={cfg.model.name!r}) needs "
                      f"config.train.input='grain'")
-  allowed = MODEL_TASKS.get(cfg.model.name)
+  allowed = model_tasks().get(cfg.model.name)
   if allowed and task_name(cfg) not in allowed:
     raise ValueError(f"config.task.name={cfg.task.name!r} does not train model.name="
-                     f"{cfg.model.name!r}; use one of {list(MODEL_TASKS[cfg.model.name])} or 'auto'")
+                     f"{cfg.model.name!r}; use one of {list(allowed)} or 'auto'")
   metric = cfg.eval.select_metric
   name, _, k = metric.partition("@")
   if name not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) not in cfg.eval.ks:
     raise ValueError(f"config.eval.select_metric={metric!r}: expected hr|ndcg|mrr@k with k in "
                      f"config.eval.ks={tuple(cfg.eval.ks)}")
-
-
-# The real datasets of ../shared/data (see its README), by short name.
-DATASETS = {
-    "ml1m": dict(format="movielens", path="ml-1m-subset-users1-2999/ratings.dat.gz",
-                 titles_path="ml-1m/movies.dat"),
-    "ml100k": dict(format="ml100k", path="ml-100k/u.data", titles_path="ml-100k/u.item"),
-    "video": dict(format="sasrec", path="sasrec/Video.txt"),
-    "toys": dict(format="s3rec", path="s3rec/Toys_and_Games.txt"),
-    "sports": dict(format="s3rec", path="s3rec/Sports_and_Outdoors.txt"),
-    "yelp": dict(format="s3rec", path="s3rec/Yelp.txt"),
-    "lastfm": dict(format="s3rec", path="s3rec/LastFM.txt"),
-    "sports_time": dict(format="s3rec", path="amazon-sports-ticoserec/Sports_item_org_rank.txt",
-                        time_path="amazon-sports-ticoserec/Sports_time_org_rank.txt"),
-}
-
-
-def use_dataset(cfg: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
-  """Points `cfg.data` at one of DATASETS (paths under DATA_ROOT)."""
-  if name not in DATASETS:
-    raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
-  for key, value in DATASETS[name].items():
-    cfg.data[key] = os.path.join(DATA_ROOT, value) if key.endswith("path") else value
-  return cfg
 
 
 _GAN_CHOICES = {
@@ -289,7 +321,7 @@ def validate_gan(cfg: ml_collections.ConfigDict) -> None:
   if g.d_head != "dot" and (g.layout == "positions" or g.recommender == "discriminator"):
     raise ValueError("config.gan.layout='positions' and config.gan.recommender='discriminator' "
                      "need config.gan.d_head='dot' (a discriminator that scores items)")
-  if cfg.model.output_bias:
+  if cfg.model.get("output_bias", False):
     raise ValueError("config.model.output_bias=True is not supported with config.gan: the "
                      "generator's noise would reach the bias coordinate of its state")
   if g.layout == "positions" and cfg.model.name != "sasrec":
@@ -297,65 +329,60 @@ def validate_gan(cfg: ml_collections.ConfigDict) -> None:
                      f"(model.name='sasrec'), got {cfg.model.name!r}")
 
 
-def gan_variant(cfg: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
-  """Applies comma-separated GAN config variants (`configs/gan_*.py:<variants>`):
-  smoke (seconds-long sizes), gumbel (Gumbel-softmax estimator), learned (learned
-  REINFORCE baseline), elec (ELECRec: per-position layout, "dot" discriminator used as
-  the recommender)."""
-  for name in filter(None, (v.strip() for v in variant.split(","))):
-    if name == "smoke":
-      cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
-      cfg.train.batch_size, cfg.train.num_epochs, cfg.train.eval_every_epochs = 32, 2, 1
-      cfg.train.log_every_steps, cfg.train.patience = 2, 0
-      cfg.eval.batch_size = 64
-      cfg.gan.epochs, cfg.gan.gen_len, cfg.gan.warmup_steps = 2, 2, 2
-      cfg.gan.d_embed_dim, cfg.gan.d_mlp_dim, cfg.gan.noise_dim = 16, 32, 4
-      cfg.gan.g_lr, cfg.gan.d_lr = 1e-3, 1e-3
-    elif name == "gumbel":
-      cfg.gan.estimator = "gumbel"
-    elif name == "learned":
-      cfg.gan.baseline = "learned"
-    elif name == "elec":
-      cfg.gan.layout, cfg.gan.d_head, cfg.gan.recommender = "positions", "dot", "discriminator"
+
+
+# ---- A run's saved config ----------------------------------------------------------------
+
+
+def save_config(cfg: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
+  """Writes `<workdir>/config.json` atomically (warning when it differs from the saved one)."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  path = os.path.join(workdir, "config.json")
+  text = cfg.to_json_best_effort(indent=2, sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() != text:
+        logging.warning("config differs from the one saved in %s; resuming with the new one", path)
+  if write:
+    with open(path + ".tmp", "w") as f:
+      f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` was started with, as a full base config."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: is --workdir a training run's workdir?")
+  with open(path) as f:
+    try:
+      saved = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+  cfg = base_config()
+  flat = _flatten(saved)
+  unknown = [k for k in flat if not _has_key(cfg, k)]
+  if unknown:
+    raise ValueError(f"{path}: unknown config key(s) {unknown} (saved by another version?)")
+  cfg.update_from_flattened_dict(flat)
+  return cfg
+
+
+def _has_key(cfg: ml_collections.ConfigDict, dotted: str) -> bool:
+  node = cfg
+  for part in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict) and k != "synthetic":
+      out.update(_flatten(v, key + "."))
     else:
-      raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
-                       "smoke, gumbel, learned, elec)")
-  return cfg
-
-
-_MOVIELENS = ("ml1m", "ml100k")  # long histories: windows of 200 items
-
-
-def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict:
-  """The standard config of `model` (sasrec | bert4rec | seq2seq) on one of DATASETS.
-
-  `configs/<model>_<dataset>.py` return this; variant `smoke` shrinks it to a
-  seconds-long CPU run.
-  """
-  cfg = use_dataset(base_config(), dataset)
-  movielens = dataset in _MOVIELENS
-  cfg.model.max_len = 200 if movielens else 50
-  cfg.train.num_epochs = 200
-  cfg.train.eval_every_epochs = 5
-  cfg.train.patience = 6
-  cfg.train.length_grouping = 8  # similar-length batches cut to their longest window (exact)
-  if model == "bert4rec":
-    cfg.model.name, cfg.task.name = "bert4rec", "cloze"
-    cfg.task.mask_prob = 0.2 if movielens else 0.4
-    cfg.task.mask_last_prob = 0.1
-    cfg.model.num_heads = 2
-    cfg.model.dropout = cfg.model.emb_dropout = 0.1
-  elif model == "seq2seq":
-    cfg.model.name, cfg.task.name = "seq2seq", "seq2seq"
-    cfg.task.future_k = 5
-  elif model != "sasrec":
-    raise ValueError(f"unknown model {model!r}; expected sasrec, bert4rec or seq2seq")
-  if arg == "smoke":  # seconds on CPU: tiny model, one epoch
-    cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
-    cfg.train.batch_size = 64
-    cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
-    cfg.train.log_every_steps = 10
-    cfg.train.patience = 0
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r} (expected '' or 'smoke')")
-  return cfg
+      out[key] = tuple(v) if isinstance(v, list) else v
+  return out

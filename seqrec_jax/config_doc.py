@@ -403,7 +403,10 @@ def render_config_reference() -> str:
     out += ["| key | default | type | description |", "| --- | --- | --- | --- |"]
     for key, value in rows:
       text = descriptions.get(key, "")
-      if key in choices:
+      registry = getattr(config_lib, "REGISTERED_FIELDS", {}).get(key)
+      if registry:  # named by a registry: the list grows with every registered component
+        text = _join(_sentence(text), f"Allowed: a name registered in `{registry}`.")
+      elif key in choices:
         allowed = ", ".join(f"`{_literal(v)}`" for v in choices[key])
         text = _join(_sentence(text), f"Allowed: {allowed}.")
       out.append(f"| `{key}` | `{_cell(_literal(value))}` | {_cell(_type_name(value))} | "

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from seqrec_jax import cli
 
 from seqrec_jax.infer.for_user import generate_for_user
 from seqrec_jax.infer.generate import METHODS, GenerateConfig
@@ -39,8 +41,6 @@ def _label(entry: dict) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
   cfg = GenerateConfig(steps=_STEPS.value, method=_METHOD.value, beams=_BEAMS.value,
                        temperature=_TEMPERATURE.value, top_k=_TOP_K.value, top_p=_TOP_P.value,
                        no_repeat_history=_NO_REPEAT_HISTORY.value,
@@ -63,4 +63,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir", "user"])
-  app.run(main)
+  cli.run(main)

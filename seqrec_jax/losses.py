@@ -11,7 +11,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqrec_jax import metrics
+from seqrec_jax import metrics, samplers
+from seqrec_jax.registry import Registry
+
+# Next-item losses by name (config `loss.name`). Each entry is called as
+# `fn(hidden [B, L, D], table [V, D], targets [B, L], weights [B, L], rng, loss_cfg,
+#    denominator, seen)` and returns the scalar loss (`next_item_loss`).
+LOSSES: Registry = Registry("loss")
 
 
 def _flatten(hidden, targets, weights):
@@ -102,21 +108,47 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
 
 def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights: jax.Array,
                 rng: jax.Array, num_negatives: int = 1,
-                denominator: jax.Array | None = None) -> jax.Array:
-  """Binary cross-entropy of the target vs uniformly sampled negatives (SASRec).
+                denominator: jax.Array | None = None, sampler: str = "uniform") -> jax.Array:
+  """Binary cross-entropy of the target vs sampled negatives (SASRec).
 
-  Negatives are drawn uniformly from 1..V-1 on device; a draw that hits the target is
-  masked out rather than redrawn (probability 1/(V-1)).
+  Negatives come from the registered `sampler` (uniform over 1..V-1 by default) on
+  device; a draw that hits the target is masked out rather than redrawn.
   """
   h, t, w = _flatten(hidden, targets, weights)
   vocab = table.shape[0]
-  negatives = jax.random.randint(rng, (h.shape[0], num_negatives), 1, vocab)  # [N, K]
+  negatives = samplers.SAMPLERS.get(sampler)(rng, (h.shape[0], num_negatives), vocab)  # [N, K]
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
   neg = jnp.einsum("nd,nkd->nk", h32, table[negatives].astype(jnp.float32))  # [N, K]
   neg_w = (negatives != t[:, None]).astype(jnp.float32)
   loss = -jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
   return _weighted_mean(loss, w, denominator)
+
+
+@LOSSES.register("ce")
+def _ce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None):
+  """Full-softmax CE (`loss.vocab_chunk` streams the catalogue; `loss.seen_margin`)."""
+  del rng
+  return full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk, denominator,
+                         seen, loss_cfg.seen_margin)
+
+
+@LOSSES.register("bce")
+def _bce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None):
+  """Sampled BCE with `loss.num_negatives` negatives from `loss.sampler`."""
+  del seen
+  return sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives, denominator,
+                     loss_cfg.sampler)
+
+
+def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
+                   weights: jax.Array, rng: jax.Array, loss_cfg,
+                   denominator: jax.Array | None = None,
+                   seen: jax.Array | None = None) -> jax.Array:
+  """The registered loss `loss_cfg.name`. `seen` [B, L]: the causal inputs (for the
+  losses that use what the user has seen, e.g. `loss.seen_margin`)."""
+  return LOSSES.get(loss_cfg.name)(hidden, table, targets, weights, rng, loss_cfg,
+                                   denominator, seen)
 
 
 # ---- Adversarial (GAN) objectives and discrete-sample estimators --------------------------

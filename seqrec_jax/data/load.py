@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from seqrec_jax import config as config_lib
 from seqrec_jax.data.dataset import SequenceDataset
 from seqrec_jax.data.download import ensure_movielens
 from seqrec_jax.data.preprocess import PreprocessOptions, build_sequence_dataset
@@ -71,7 +72,7 @@ def fingerprint(fmt: str, files: list[str], kw: dict, opts: PreprocessOptions) -
 def _input_files(data_cfg: Any) -> list[str]:
   """Existing input paths (downloading when `data.download` says so), else FileNotFoundError."""
   fmt = data_cfg.format
-  path = str(_get(data_cfg, "path", "") or "")
+  path = config_lib.data_path(data_cfg, "path")  # relative: under data.root / $SEQREC_DATA
   download = str(_get(data_cfg, "download", "") or "")
   cache_dir = str(_get(data_cfg, "cache_dir", "") or "")
   if download and not (path and os.path.exists(path)):
@@ -82,7 +83,7 @@ def _input_files(data_cfg: Any) -> list[str]:
     raise FileNotFoundError(f"data.path: no {fmt} input file at {path!r}"
                             + ("" if path else " (data.path is empty)"))
   files = [path]
-  time_path = _get(data_cfg, "time_path", "") if fmt == "s3rec" else ""
+  time_path = config_lib.data_path(data_cfg, "time_path") if fmt == "s3rec" else ""
   if time_path:
     if not os.path.isfile(time_path):
       raise FileNotFoundError(f"data.time_path: no file at {time_path!r}")

@@ -9,10 +9,11 @@ import jax
 import numpy as np
 from absl import logging
 
+from seqrec_jax import config as config_lib
 from seqrec_jax.data.pipeline import right_pad
 from seqrec_jax.data.sources import read_item_titles
 from seqrec_jax.infer.generate import GenerateConfig, make_generate_fn
-from seqrec_jax.infer.trained import load_trained_run
+from seqrec_jax.infer.restore import restore
 
 
 def _find_user(user_ids, raw: str) -> int:
@@ -30,7 +31,7 @@ def _titles(path: str) -> dict:
 
 def generate_for_user(workdir: str, user: str, cfg: GenerateConfig, seed: int = 0) -> dict:
   """Loads the run and generates for one raw user id; returns a JSON-able dict."""
-  run = load_trained_run(workdir)
+  run = restore(workdir)
   data = run.dataset
   u = _find_user(data.user_ids, user)
   seq = data.sequence(u)  # full history, oldest first
@@ -41,7 +42,7 @@ def generate_for_user(workdir: str, user: str, cfg: GenerateConfig, seed: int = 
   params = jax.device_get(run.params)
   fn = make_generate_fn(run.model, cfg)
   out = jax.device_get(fn(params, history, seq[None].astype(np.int32), jax.random.PRNGKey(seed)))
-  titles = _titles(run.cfg.data.titles_path)
+  titles = _titles(config_lib.data_path(run.cfg.data, "titles_path"))
 
   def describe(item: int) -> dict:
     raw = data.item_ids[item]

@@ -1,34 +1,37 @@
-"""Model registry: `build_model(model_cfg, num_items)` by `model_cfg.name`."""
+"""Models: one module per model, each registered by name (`registry.register_model`).
+
+Every module of this package is imported here, so a new model file registers itself
+without any other file changing. `build_model(config.model, num_items)` builds one.
+"""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import importlib
+import pkgutil
+
 import flax.linen as nn
 
-from seqrec_jax.models.bert4rec import BERT4Rec
-from seqrec_jax.models.sasrec import SASRec
-from seqrec_jax.models.seq2seq import Seq2Seq
+from seqrec_jax.models.base import SHARED_FIELDS, SequenceModel, compute_dtype
+from seqrec_jax.models.interfaces import GenerativeModel, ScoringModel, item_scores
+from seqrec_jax.models.registry import MODELS, model_options, model_tasks, register_model
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+for _info in pkgutil.iter_modules(__path__):
+  importlib.import_module(f"{__name__}.{_info.name}")
 
-
-def compute_dtype(name: str):
-  if name not in _DTYPES:
-    raise ValueError(f"model.dtype={name!r}: expected one of {sorted(_DTYPES)}")
-  return _DTYPES[name]
-
+from seqrec_jax.models.bert4rec import BERT4Rec  # noqa: E402
+from seqrec_jax.models.sasrec import SASRec  # noqa: E402
+from seqrec_jax.models.seq2seq import Seq2Seq  # noqa: E402
 
 def build_model(cfg, num_items: int) -> nn.Module:
-  """The configured model over items 1..num_items."""
-  common = dict(num_items=num_items, max_len=cfg.max_len, embed_dim=cfg.embed_dim,
-                num_blocks=cfg.num_blocks, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
-                dropout=cfg.dropout, dtype=compute_dtype(cfg.dtype),
-                attention_impl=cfg.attention_impl or None)
-  if cfg.name == "sasrec":
-    return SASRec(emb_dropout=cfg.emb_dropout, input_in_state=cfg.input_in_state,
-                  output_bias=cfg.output_bias, **common)
-  if cfg.name == "bert4rec":
-    return BERT4Rec(emb_dropout=cfg.emb_dropout, **common)
-  if cfg.name == "seq2seq":
-    return Seq2Seq(emb_dropout=cfg.emb_dropout, decoder_blocks=cfg.decoder_blocks, **common)
-  raise ValueError(f"model.name={cfg.name!r}: expected one of ['sasrec', 'bert4rec', 'seq2seq']")
+  """The registered model `cfg.name` over items 1..num_items, from `config.model`."""
+  entry = MODELS.entry(cfg.name)
+  kwargs = {field: cfg[field] for field in SHARED_FIELDS}
+  kwargs["dtype"] = compute_dtype(cfg.dtype)
+  kwargs["attention_impl"] = cfg.attention_impl or None
+  kwargs.update({key: cfg[key] for key in entry.meta["options"]})
+  return entry.obj(num_items=num_items, **kwargs)
+
+
+__all__ = ["BERT4Rec", "GenerativeModel", "MODELS", "SASRec", "ScoringModel", "Seq2Seq",
+           "SequenceModel", "build_model", "compute_dtype", "item_scores", "model_options",
+           "model_tasks", "register_model"]

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from seqrec_jax.models import layers
+from seqrec_jax.models.base import compute_dtype
 
 Dtype = Any
 NOISE_MODES = ("add", "concat")
@@ -219,3 +220,14 @@ class Discriminator(nn.Module):
     if self.head == "dot":
       out = out + jnp.sum(self.encode(history))
     return out
+
+
+def build_discriminator(cfg, num_items: int) -> Discriminator:
+  """The discriminator of `config.gan` (also the recommender of `gan.recommender=
+  "discriminator"` runs: `infer.restore` builds it from a run's config)."""
+  g = cfg.gan
+  return Discriminator(
+      num_items=num_items, max_len=cfg.model.max_len + g.gen_len, head=g.d_head,
+      embed_dim=g.d_embed_dim, num_blocks=g.d_num_blocks, num_heads=g.d_num_heads,
+      mlp_dim=g.d_mlp_dim, dropout=g.d_dropout, dtype=compute_dtype(cfg.model.dtype),
+      attention_impl=cfg.model.attention_impl or None)

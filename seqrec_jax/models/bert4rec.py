@@ -11,28 +11,28 @@ and returns the hidden state at that position. Same scoring interface as SASRec:
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from seqrec_jax.models import layers
+from seqrec_jax.models.base import SequenceModel
+from seqrec_jax.models.registry import register_model
 
-Dtype = Any
+
+def _preset(cfg, movielens: bool) -> None:
+  """BERT4Rec's settings in the dataset presets (`presets.preset`)."""
+  cfg.task.mask_prob = 0.2 if movielens else 0.4
+  cfg.task.mask_last_prob = 0.1
+  cfg.model.num_heads = 2
+  cfg.model.dropout = cfg.model.emb_dropout = 0.1
 
 
-class BERT4Rec(nn.Module):
-  num_items: int
-  max_len: int
-  embed_dim: int = 64
-  num_blocks: int = 2
-  num_heads: int = 2
-  mlp_dim: int = 256
+@register_model("bert4rec", tasks=("cloze",), preset=_preset)
+class BERT4Rec(SequenceModel):
+  num_heads: int = 2  # BERT4Rec's own defaults for direct construction
   dropout: float = 0.1
   emb_dropout: float = 0.1
-  dtype: Dtype = jnp.float32
-  attention_impl: str | None = None
 
   @property
   def mask_id(self) -> int:

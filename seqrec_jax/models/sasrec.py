@@ -10,28 +10,18 @@ appends one item per row; `prefix_state` recomputes the same state without a cac
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from seqrec_jax.models import layers
+from seqrec_jax.models.base import SequenceModel
+from seqrec_jax.models.registry import register_model
 
-Dtype = Any
 
-
-class SASRec(nn.Module):
-  num_items: int
-  max_len: int
-  embed_dim: int = 64
-  num_blocks: int = 2
-  num_heads: int = 1
-  mlp_dim: int = 256
-  dropout: float = 0.2
-  emb_dropout: float = 0.2
-  dtype: Dtype = jnp.float32
-  attention_impl: str | None = None
+@register_model("sasrec", tasks=("causal",),
+                options={"input_in_state": True, "output_bias": False})
+class SASRec(SequenceModel):
   # False: the user state is the final norm of what the blocks added to the residual
   # stream, without the last item's own embedding (see `_output_state`).
   input_in_state: bool = True

@@ -14,29 +14,20 @@ decoder step with a KV cache, `decode_step(tokens, cache)` one more decoder step
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from seqrec_jax.models import layers
+from seqrec_jax.models.base import SequenceModel
+from seqrec_jax.models.registry import register_model
 
-Dtype = Any
 
+@register_model("seq2seq", tasks=("seq2seq",), options={"decoder_blocks": 0})
+class Seq2Seq(SequenceModel):
+  """`max_len` is the encoder window and also the most decoder positions (steps)."""
 
-class Seq2Seq(nn.Module):
-  num_items: int
-  max_len: int  # encoder window; also the most decoder positions (generation steps)
-  embed_dim: int = 64
-  num_blocks: int = 2
   decoder_blocks: int = 0  # 0: same as num_blocks
-  num_heads: int = 1
-  mlp_dim: int = 256
-  dropout: float = 0.2
-  emb_dropout: float = 0.2
-  dtype: Dtype = jnp.float32
-  attention_impl: str | None = None
 
   @property
   def bos_id(self) -> int:

@@ -1,6 +1,7 @@
-"""Training objectives: `loss_fn(params, batch, rng) -> (loss, aux)` for each task.
+"""Task losses: `loss_fn(params, batch, rng) -> (loss, aux)` for each task.
 
-A task pairs a pipeline example (what a batch holds) with one of these; the train
+A task (`tasks.py`) pairs a pipeline example (what a batch holds) with one of these;
+the next-item loss itself is the registered `losses.LOSSES[loss.name]`, and the train
 step is the same for all of them.
 """
 
@@ -15,21 +16,6 @@ import jax
 from seqrec_jax import losses
 
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
-
-
-def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
-                   weights: jax.Array, rng: jax.Array, loss_cfg,
-                   denominator: jax.Array | None = None,
-                   seen: jax.Array | None = None) -> jax.Array:
-  """The configured next-item loss ('ce' full softmax, or 'bce' sampled negatives).
-  `seen` [B, L]: the causal inputs, for `loss.seen_margin` (CE only)."""
-  if loss_cfg.name == "ce":
-    return losses.full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk,
-                                  denominator, seen, loss_cfg.seen_margin)
-  if loss_cfg.name == "bce":
-    return losses.sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives,
-                              denominator)
-  raise ValueError(f"loss.name={loss_cfg.name!r}: expected 'ce' or 'bce'")
 
 
 def loss_denominator(batch: dict) -> jax.Array | None:
@@ -51,7 +37,7 @@ def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
                                 rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
-    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
+    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
                           loss_denominator(batch), batch["inputs"] if prefix_seen else None)
     return loss, {"targets": batch["weights"].sum()}
 
@@ -78,7 +64,7 @@ def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["history"], batch["dec_inputs"],
                                 method=forward, rngs={"dropout": dropout_rng})  # [B, k, D]
-    loss = next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
+    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
                           loss_denominator(batch))
     return loss, {"targets": batch["weights"].sum()}
 

@@ -1,6 +1,7 @@
-"""The first thing every training run builds: mesh, model, task, optimizer and state.
+"""The first thing every MLE training run builds: mesh, model, task, optimizer, state.
 
-Shared by `train/loop.py` and the benchmarks, so they time and train the same setup.
+Used by the "mle" objective (`train/mle.py`) and the benchmarks, so they time and train
+the same setup.
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ def build_mesh(cfg) -> Mesh:
   return mesh
 
 
-def build_setup(cfg, split: LeaveOneOut) -> Setup:
+def init_fn(model, max_len: int):
+  """`rng -> boxed params` of a model with the scoring interface (dummy [1, L] input)."""
+  dummy = np.zeros((1, max_len), np.int32)
+  return lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
+
+
+def build_setup(cfg, split: LeaveOneOut, mesh: Mesh | None = None) -> Setup:
   """Everything above for a validated config; the state is built on its shardings."""
-  mesh = build_mesh(cfg)
+  mesh = build_mesh(cfg) if mesh is None else mesh
   model = models.build_model(cfg.model, split.data.num_items)
   task = tasks.build_task(cfg, model, split)
   steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
   total_steps = steps_per_epoch * cfg.train.num_epochs
   tx = optim.build_optimizer(cfg.optim, total_steps)
-  dummy = np.zeros((1, cfg.model.max_len), np.int32)
-  init_params = lambda rng: model.init({"params": rng, "dropout": rng}, dummy)["params"]
-  state, state_sh = create_train_state(init_params, tx, cfg.seed, mesh)
+  state, state_sh = create_train_state(init_fn(model, cfg.model.max_len), tx, cfg.seed, mesh)
   return Setup(mesh, model, task, tx, state, state_sh, steps_per_epoch, total_steps)

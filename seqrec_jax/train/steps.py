@@ -1,4 +1,5 @@
-"""Pure, jitted train and evaluation steps with explicit shardings and donation."""
+"""Pure, jitted train steps with explicit shardings and donation (evaluation steps:
+`seqrec_jax/evaluation.py`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from seqrec_jax import metrics, parallel
+from seqrec_jax import parallel
 from seqrec_jax.train.objectives import LossFn
 from seqrec_jax.train.state import TrainState
 
@@ -80,23 +79,3 @@ class TrainSteps:
 
   def __call__(self, state: TrainState, data: Any, num_steps: int) -> tuple[TrainState, dict]:
     return self.jitted(num_steps)(state, data)
-
-
-def item_scores(module: nn.Module, ids: jax.Array) -> jax.Array:
-  """Every item's score for each history (the shared scoring interface), for
-  `model.apply(..., method=item_scores)`. ids: [B, L] -> [B, V]."""
-  return module.encode(ids) @ module.item_table().T.astype(jnp.float32)
-
-
-def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,
-              model: nn.Module, num_items: int) -> dict[str, jax.Array]:
-  """Full-catalogue ranks of the targets, with and without history items excluded."""
-  scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
-  return {"rank": metrics.target_ranks(scores, targets, num_items),
-          "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
-
-
-def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh):
-  data = parallel.batch_sharding(mesh)
-  fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items)
-  return jax.jit(fn, in_shardings=(params_sh, data, data, data), out_shardings=data)

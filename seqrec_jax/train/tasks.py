@@ -1,7 +1,9 @@
 """Tasks: what a training example holds and which objective scores it.
 
-`build_task(cfg, model, split)` returns the pipeline source, the per-example map and
-the loss, so the loop stays the same for every model.
+Each task is a builder registered by name (`@TASKS.register("name")`):
+`build(cfg, model, split) -> Task` returns the pipeline source, the per-example map
+and the loss, so the engine is the same for every model. A model names the tasks
+that train it in its registration (`models.register_model(tasks=...)`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import flax.linen as nn
 from seqrec_jax import config as config_lib
 from seqrec_jax.data import pipeline
 from seqrec_jax.data.dataset import LeaveOneOut
+from seqrec_jax.registry import Registry
 from seqrec_jax.train import objectives
+
+TASKS: Registry = Registry("task")
 
 
 @dataclasses.dataclass
@@ -24,23 +29,39 @@ class Task:
   loss_fn: objectives.LossFn
 
 
+def _cover(cfg) -> int:
+  """Targets per window when `task.windows='cover'` (several windows per history)."""
+  return cfg.model.max_len if cfg.task.windows == "cover" else 0
+
+
+@TASKS.register("causal")
+def causal_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
+  """Next-item prediction at every position (SASRec, GRU4Rec, HSTU)."""
+  return Task(source=pipeline.TrainSequences(split, cover_window=_cover(cfg)),
+              example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
+              loss_fn=objectives.causal_loss(model, cfg.loss))
+
+
+@TASKS.register("cloze")
+def cloze_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
+  """Masked-item prediction (BERT4Rec); the mask token is item `num_items + 1`."""
+  return Task(source=pipeline.TrainSequences(split, cover_window=_cover(cfg)),
+              example_fn=pipeline.ClozeExample(
+                  cfg.model.max_len, mask_id=split.data.num_items + 1,
+                  mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,
+                  crop=cfg.task.crop),
+              loss_fn=objectives.cloze_loss(model, cfg.loss))
+
+
+@TASKS.register("seq2seq")
+def seq2seq_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
+  """(history, next `task.future_k` items) cut at random points, teacher forcing."""
+  return Task(source=pipeline.TrainSequences(split),
+              example_fn=pipeline.Seq2SeqExample(cfg.model.max_len, cfg.task.future_k,
+                                                 bos_id=split.data.num_items + 1),
+              loss_fn=objectives.seq2seq_loss(model, cfg.loss))
+
+
 def build_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
-  name = config_lib.task_name(cfg)  # "auto" -> the model's own task
-  cover = cfg.model.max_len if cfg.task.windows == "cover" else 0  # targets per window
-  if name == "causal":
-    return Task(source=pipeline.TrainSequences(split, cover_window=cover),
-                example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
-                loss_fn=objectives.causal_loss(model, cfg.loss))
-  if name == "cloze":
-    return Task(source=pipeline.TrainSequences(split, cover_window=cover),
-                example_fn=pipeline.ClozeExample(
-                    cfg.model.max_len, mask_id=split.data.num_items + 1,
-                    mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,
-                    crop=cfg.task.crop),
-                loss_fn=objectives.cloze_loss(model, cfg.loss))
-  if name == "seq2seq":
-    return Task(source=pipeline.TrainSequences(split),
-                example_fn=pipeline.Seq2SeqExample(cfg.model.max_len, cfg.task.future_k,
-                                                   bos_id=split.data.num_items + 1),
-                loss_fn=objectives.seq2seq_loss(model, cfg.loss))
-  raise ValueError(f"task.name={name!r}: expected one of ['causal', 'cloze', 'seq2seq']")
+  """The configured task ("auto" -> the model's own)."""
+  return TASKS.get(config_lib.task_name(cfg))(cfg, model, split)

@@ -16,7 +16,8 @@ from seqrec_jax.data import pipeline
 from seqrec_jax.data.dataset import leave_one_out
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.models.adversarial import Discriminator, Generator
-from seqrec_jax.train import adversarial, checkpoint, gan_steps, optim, tasks
+from seqrec_jax import checkpoint
+from seqrec_jax.train import adversarial, gan_steps, optim, tasks
 from seqrec_jax.train.state import abstract_state
 
 STEPS = 80
@@ -234,6 +235,7 @@ def test_two_phase_run_resumes_to_the_same_result(tmp_path):
   while "interrupted_at_step" in (result := adversarial.train_gan(sliced, str(tmp_path / "b"))):
     phases.append((result.get("phase", "pretrain"), result["interrupted_at_step"]))
   assert phases == [("pretrain", 6), ("adversarial", 6)]  # both phases cut and resumed
+  assert result["resumed_from"] == 6  # the adversarial phase restored step 6, not step 0
   assert result["best_step"] == straight["best_step"]
   for key, value in straight["test"].items():
     assert result["test"][key] == pytest.approx(value, abs=1e-6), key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import jax
 import jax.numpy as jnp
@@ -146,17 +145,15 @@ def _smoke(**overrides):
 
 
 def test_loop_end_to_end_on_device_and_resume(tmp_path):
-  wall, cpu = time.time(), time.process_time()
   straight = loop.train_and_evaluate(_smoke(), str(tmp_path / "a"))  # one chunk per epoch
-  # < 30 s; CPU time (all threads) stands in for wall time on a machine shared with other jobs
-  assert min(time.time() - wall, time.process_time() - cpu) < 30
   assert straight["test"]["users"] > 0 and np.isfinite(straight["test"]["ndcg@10"])
   first = loop.train_and_evaluate(
       _smoke(**{"train.steps_per_dispatch": 4, "train.max_steps_this_run": 3}),
       str(tmp_path / "b"))
-  assert first == {"interrupted_at_step": 3}  # mid-epoch; resumes from state.step
+  assert first["interrupted_at_step"] == 3 and first["resumed_from"] == 0  # mid-epoch
   resumed = loop.train_and_evaluate(_smoke(**{"train.steps_per_dispatch": 4}),
                                     str(tmp_path / "b"))
+  assert resumed["resumed_from"] == 3  # restored state.step 3, not retrained from 0
   assert resumed["best_step"] == straight["best_step"]
   for key, value in straight["test"].items():
     assert resumed["test"][key] == pytest.approx(value, abs=1e-5), key

@@ -4,12 +4,12 @@ import json
 import os
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
 from configs import default
-from seqrec_jax.train import checkpoint, loop
+from seqrec_jax import checkpoint
+from seqrec_jax.train import loop
 
 
 def smoke_config(**overrides):
@@ -37,9 +37,15 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path):
   straight = loop.train_and_evaluate(smoke_config(), str(tmp_path / "a"))
   first = loop.train_and_evaluate(smoke_config(**{"train.max_steps_this_run": 3}),
                                   str(tmp_path / "b"))
-  assert first == {"interrupted_at_step": 3}  # mid-epoch: data iterator state matters
+  assert first["interrupted_at_step"] == 3  # mid-epoch: data iterator state matters
+  assert first["resumed_from"] == 0 and first["reason"] == "train.max_steps_this_run"
   resumed = loop.train_and_evaluate(smoke_config(), str(tmp_path / "b"))
+  assert straight["resumed_from"] == 0
+  assert resumed["resumed_from"] == 3  # it restored step 3, it did not retrain from 0
   assert resumed["best_step"] == straight["best_step"]
+  records = [json.loads(l) for l in open(tmp_path / "b" / "metrics.jsonl")]
+  train_steps = [r["step"] for r in records if r["kind"] == "train"]
+  assert train_steps == sorted(set(train_steps)) and train_steps[0] <= 3 < train_steps[-1]
   for key, value in straight["test"].items():
     assert resumed["test"][key] == pytest.approx(value, abs=1e-6), key
 

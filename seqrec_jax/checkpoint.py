@@ -1,9 +1,10 @@
 """Orbax checkpoints: the latest train state + data iterator (to resume), and the best
 model on validation (to report and serve). All Orbax calls live here.
 
-Layout: `<workdir>/checkpoints/<step>/{state,data,meta}` and `<workdir>/best/<step>/...`.
-A checkpoint that fails to restore is reported by path and the next older one is tried,
-so a corrupt latest step never loses the run.
+Layout: `<workdir>/checkpoints/<step>/{state,data,meta}` and `<workdir>/best/<step>/...`
+(the two best so far, so a damaged best has a fallback). A checkpoint that fails to
+restore is reported by path and the next older one is tried, so a corrupt latest step
+never loses the run; saving a step that a damaged earlier save left behind replaces it.
 """
 
 from __future__ import annotations
@@ -28,19 +29,30 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
 
 
 class Checkpoints:
-  """Latest-N resumable checkpoints plus the single best-on-validation checkpoint."""
+  """Latest-N resumable checkpoints plus the two newest best-on-validation ones."""
 
   def __init__(self, workdir: str, max_to_keep: int = 2):
     self.latest = _manager(os.path.join(workdir, "checkpoints"), max_to_keep)
-    self.best = _manager(os.path.join(workdir, "best"), 1)
+    self.best = _manager(os.path.join(workdir, "best"), 2)
+
+  @staticmethod
+  def _replace_existing(manager: ocp.CheckpointManager, step: int) -> None:
+    """A step already on disk here was left by an earlier run that fell back past it
+    (its save was damaged or is being redone): remove it so the new save can land."""
+    if step in manager.all_steps():
+      logging.warning("replacing checkpoint %s", os.path.join(str(manager.directory), str(step)))
+      manager.wait_until_finished()
+      manager.delete(step)
 
   def save(self, step: int, state: Any, data_iter: Any | None, meta: dict) -> None:
     items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    self._replace_existing(self.latest, step)
     self.latest.save(step, args=ocp.args.Composite(**items), force=True)
 
   def save_best(self, step: int, params: Any, meta: dict) -> None:
+    self._replace_existing(self.best, step)
     self.best.save(step, args=ocp.args.Composite(
         params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)), force=True)
 
@@ -70,17 +82,25 @@ class Checkpoints:
     return None
 
   def restore_best(self, abstract_params: Any) -> tuple[Any, dict]:
-    step = self.best.latest_step()
-    if step is None:
+    """(params, meta) of the newest best checkpoint that restores (the previous best
+    when the newest is damaged, with a one-line message naming it)."""
+    steps = sorted(self.best.all_steps(), reverse=True)
+    if not steps:
       raise CheckpointError(f"no best checkpoint under {self.best.directory}")
-    try:
-      out = self.best.restore(step, args=ocp.args.Composite(
-          params=ocp.args.StandardRestore(abstract_params), meta=ocp.args.JsonRestore()))
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(
-          f"best checkpoint {os.path.join(str(self.best.directory), str(step))} "
-          f"could not be restored: {type(e).__name__}: {e}") from e
-    return out["params"], dict(out["meta"])
+    errors = []
+    for step in steps:
+      path = os.path.join(str(self.best.directory), str(step))
+      try:
+        out = self.best.restore(step, args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(abstract_params), meta=ocp.args.JsonRestore()))
+      except Exception as e:  # pylint: disable=broad-except
+        first = str(e).splitlines()[0] if str(e) else ""
+        logging.error("best checkpoint %s could not be restored (%s: %s); trying an older one",
+                      path, type(e).__name__, first)
+        errors.append(f"{path}: {type(e).__name__}: {first}")
+        continue
+      return out["params"], dict(out["meta"])
+    raise CheckpointError("no best checkpoint could be restored:\n" + "\n".join(errors))
 
   def wait(self) -> None:
     self.latest.wait_until_finished()

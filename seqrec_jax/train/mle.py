@@ -1,0 +1,53 @@
+"""The "mle" objective: maximum likelihood of the configured task (next item, cloze,
+seq2seq) with one optimizer, on the Grain path or the device-resident path."""
+
+from __future__ import annotations
+
+import jax
+from jax.sharding import Mesh
+
+from seqrec_jax.data import device_data
+from seqrec_jax.data.dataset import LeaveOneOut
+from seqrec_jax.train import optim, steps
+from seqrec_jax.train import setup as setup_lib
+from seqrec_jax.train.engine import OBJECTIVES, Objective
+
+
+def _log_line(r: dict) -> str:
+  tps = f" {r['targets_per_s']:,.0f} targets/s" if "targets_per_s" in r else ""
+  return f"loss {r['loss']:.4f}{tps}"
+
+
+@OBJECTIVES.register("mle")
+def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
+  """State, jitted step (or device-path chunk) and recommender of an MLE run."""
+  del workdir
+  s = setup_lib.build_setup(cfg, split, mesh)
+  chunk = None
+  if cfg.train.input == "device":  # whole dataset + every epoch's order uploaded once
+    data = device_data.build_causal_data(
+        split, s.task.source.users, max_len=cfg.model.max_len, batch_size=cfg.train.batch_size,
+        num_steps=s.total_steps, seed=cfg.seed, crop=cfg.task.crop, mesh=mesh,
+        process_count=jax.process_count())
+    train_chunk = steps.TrainSteps(s.task.loss_fn, s.tx, s.state_sh, mesh,
+                                   device_data.causal_batch)
+    chunk = lambda state, n: train_chunk(state, data, n)
+
+  def eval_params(state):
+    params = optim.eval_params(state.params, state.opt_state)  # the average, if kept
+    return params, (state.params if params is not state.params else None)
+
+  def log_fields(state, m):
+    del state
+    return {"loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
+            "targets": float(m["targets"])}
+
+  return Objective(
+      state=s.state, state_sh=s.state_sh,
+      step=steps.jit_train_step(s.task.loss_fn, s.tx, s.state_sh, mesh),
+      source=s.task.source, example_fn=s.task.example_fn,
+      steps_per_epoch=s.steps_per_epoch, total_steps=s.total_steps,
+      num_epochs=cfg.train.num_epochs, eval_every_epochs=cfg.train.eval_every_epochs,
+      patience=cfg.train.patience, rank_model=s.model, rank_params_sh=s.state_sh.params,
+      eval_params=eval_params, log_fields=log_fields, log_line=_log_line,
+      data_seed=cfg.seed, group_batches=cfg.train.length_grouping, chunk=chunk)
