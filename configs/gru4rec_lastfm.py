@@ -1,0 +1,10 @@
+"""GRU4Rec on the 'lastfm' dataset of ../shared/data (see seqrec_jax.presets.DATASETS).
+
+  python -m seqrec_jax.train --config=configs/gru4rec_lastfm.py --workdir=runs/gru4rec_lastfm
+"""
+
+from seqrec_jax.presets import preset
+
+
+def get_config(arg: str = ""):
+  return preset("gru4rec", "lastfm", arg)
