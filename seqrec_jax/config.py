@@ -87,10 +87,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.task.future_k = 5  # seq2seq: items the decoder learns to generate
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.name = "ce"  # a registered loss: ce (full softmax) | bce (sampled negatives)
+  # a registered loss: ce (full softmax) | sampled_softmax (logQ-corrected) | bce | gbce
+  c.loss.name = "ce"
   c.loss.vocab_chunk = 0  # > 0: stream the catalogue in chunks of this many items
-  c.loss.num_negatives = 1
+  c.loss.num_negatives = 1  # negatives per position (or per batch when shared)
   c.loss.sampler = "uniform"  # negatives of sampled losses (seqrec_jax.samplers.SAMPLERS)
+  c.loss.share_negatives = "position"  # position (own negatives) | batch (one set for all)
+  c.loss.logq = True  # sampled_softmax: subtract log(expected draws) from negative logits
+  c.loss.pop_alpha = 1.0  # popularity sampler: q(item) ∝ count^pop_alpha
+  c.loss.gbce_t = 0.75  # gbce calibration t in [0, 1]: beta = alpha (t (1 - 1/alpha) + 1/alpha)
   # ce + causal task, > 0: items already in the input prefix enter the training softmax
   # with logit + seen_margin (pushed harder below the target; inference unchanged)
   c.loss.seen_margin = 0.0
@@ -182,6 +187,7 @@ _FIXED_CHOICES = {
     "task.windows": ("one", "cover"),
     "train.input": ("grain", "device"),
     "optim.schedule": ("cosine", "constant"),
+    "loss.share_negatives": ("position", "batch"),
 }
 
 
@@ -259,6 +265,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.train.checkpoint_every_secs={cfg.train.checkpoint_every_secs!r} "
                      "must be >= 0")
   _check_model_options(cfg)
+  if cfg.loss.name != "ce" and cfg.loss.num_negatives < 1:
+    raise ValueError(f"config.loss.num_negatives={cfg.loss.num_negatives!r} must be >= 1 for "
+                     f"config.loss.name={cfg.loss.name!r}")
+  if cfg.loss.sampler in ("in_batch", "mixed") and cfg.loss.share_negatives != "batch":
+    raise ValueError(f"config.loss.sampler={cfg.loss.sampler!r} shares one set of negatives "
+                     "across the batch: set config.loss.share_negatives='batch'")
+  if not 0.0 <= cfg.loss.gbce_t <= 1.0:
+    raise ValueError(f"config.loss.gbce_t={cfg.loss.gbce_t!r} must be in [0, 1]")
   if cfg.loss.seen_margin < 0:
     raise ValueError(f"config.loss.seen_margin={cfg.loss.seen_margin!r} must be >= 0")
   if cfg.loss.seen_margin and (cfg.loss.name != "ce" or task_name(cfg) != "causal"):

@@ -1,12 +1,21 @@
 """Next-item losses over the shared item table.
 
-`full_softmax_ce` is the default (softmax over the whole catalogue at every target
-position); with `vocab_chunk > 0` it streams the catalogue in chunks so the
-[positions, V] logits are never all in memory. `sampled_bce` is SASRec's original
-objective (one positive and sampled negatives per position).
+Registered by name (config `loss.name`):
+  * "ce": `full_softmax_ce`, softmax over the whole catalogue at every target position;
+    with `vocab_chunk > 0` the catalogue is streamed in chunks, so the [positions, V]
+    logits are never all in memory;
+  * "sampled_softmax": `sampled_softmax`, the target against `num_negatives` sampled
+    negatives with the logQ correction;
+  * "bce": `sampled_bce`, SASRec's original objective (one positive, sampled negatives);
+  * "gbce": gSASRec's generalised BCE (`gbce_beta`).
+The sampled losses draw negatives from the registered samplers (`samplers.py`), per
+position or shared by the batch (`loss.share_negatives`), and never build [B, L, V].
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -106,49 +115,135 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   return _weighted_mean(nll, w, denominator)
 
 
+def _negatives(rng: jax.Array, h: jax.Array, t: jax.Array, w: jax.Array, vocab: int,
+               num: int, sampler: str, shared: bool, stats) -> samplers.Negatives:
+  ctx = samplers.SampleContext(vocab=vocab, log_freq=getattr(stats, "log_freq", None),
+                               targets=t, weights=w, alpha=getattr(stats, "alpha", 1.0))
+  del h
+  return samplers.SAMPLERS.get(sampler)(rng, ctx, num, shared)
+
+
+def _candidate_logits(h32: jax.Array, table: jax.Array, ids: jax.Array) -> jax.Array:
+  """Scores of candidate items: ids [K] (shared) -> [N, K] via one matmul; ids [N, K]
+  (per position) -> [N, K] via a gather. Never [N, V]."""
+  if ids.ndim == 1:
+    return jnp.dot(h32, table[ids].astype(jnp.float32).T)  # [N, K]
+  return jnp.einsum("nd,nkd->nk", h32, table[ids].astype(jnp.float32))
+
+
 def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights: jax.Array,
                 rng: jax.Array, num_negatives: int = 1,
-                denominator: jax.Array | None = None, sampler: str = "uniform") -> jax.Array:
-  """Binary cross-entropy of the target vs sampled negatives (SASRec).
-
-  Negatives come from the registered `sampler` (uniform over 1..V-1 by default) on
-  device; a draw that hits the target is masked out rather than redrawn.
-  """
+                denominator: jax.Array | None = None, sampler: str = "uniform",
+                shared: bool = False, stats=None, beta: float = 1.0) -> jax.Array:
+  """Binary cross-entropy of the target vs sampled negatives (SASRec); with `beta` < 1
+  the positive term is -beta * log sigmoid(s+) (gBCE, `gbce`). A negative that hits
+  the target is masked out rather than redrawn."""
   h, t, w = _flatten(hidden, targets, weights)
-  vocab = table.shape[0]
-  negatives = samplers.SAMPLERS.get(sampler)(rng, (h.shape[0], num_negatives), vocab)  # [N, K]
+  negs = _negatives(rng, h, t, w, table.shape[0], num_negatives, sampler, shared, stats)
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
-  neg = jnp.einsum("nd,nkd->nk", h32, table[negatives].astype(jnp.float32))  # [N, K]
-  neg_w = (negatives != t[:, None]).astype(jnp.float32)
-  loss = -jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
+  neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
+  ids = negs.ids if negs.ids.ndim == 2 else negs.ids[None]
+  neg_w = (ids != t[:, None]).astype(jnp.float32)
+  loss = -beta * jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
   return _weighted_mean(loss, w, denominator)
 
 
+def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
+  """gSASRec's calibration exponent (Petrov & Macdonald, 2023): with sampling rate
+  alpha = k / (|I| - 1), beta = alpha * (t * (1 - 1/alpha) + 1/alpha); t = 0 gives
+  beta = 1 (plain BCE), t = 1 gives beta = alpha."""
+  alpha = num_negatives / max(num_items - 1, 1)
+  return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def sampled_softmax(hidden: jax.Array, table: jax.Array, targets: jax.Array,
+                    weights: jax.Array, rng: jax.Array, num_negatives: int,
+                    denominator: jax.Array | None = None, sampler: str = "uniform",
+                    shared: bool = True, stats=None, logq: bool = True) -> jax.Array:
+  """Softmax cross-entropy of the target against sampled negatives, with the logQ
+  correction: negative j enters with logit s_j - log(expected draws of j), so that
+  exp(s_pos) + sum_k exp(s_k - log E[n_k]) estimates the full partition function
+  without bias (accidental hits of the positive are masked). Builds [N, K] logits,
+  never [N, V]. With the "all" sampler (every item once) it equals full CE.
+
+  hidden [B, L, D], table [V, D], targets/weights [B, L] -> scalar.
+  """
+  h, t, w = _flatten(hidden, targets, weights)
+  negs = _negatives(rng, h, t, w, table.shape[0], num_negatives, sampler, shared, stats)
+  h32 = h.astype(jnp.float32)
+  pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
+  neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
+  ids = negs.ids if negs.ids.ndim == 2 else negs.ids[None]  # [N or 1, K]
+  log_count = negs.log_count if negs.log_count.ndim == 2 else negs.log_count[None]
+  if logq:
+    neg = neg - log_count
+  neg = jnp.where(ids == t[:, None], -jnp.inf, neg)  # the positive is never a negative
+  lse = jnp.logaddexp(pos, jax.nn.logsumexp(neg, axis=-1))  # [N]
+  return _weighted_mean(lse - pos, w, denominator)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossStats:
+  """Training statistics a sampled loss may need: `log_freq` [V] log share of each
+  item among the training targets (`samplers.item_log_frequencies`), `alpha` the
+  popularity sampler's exponent."""
+
+  log_freq: Any = None
+  alpha: float = 1.0
+
+
 @LOSSES.register("ce")
-def _ce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None):
+def _ce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None,
+              stats=None):
   """Full-softmax CE (`loss.vocab_chunk` streams the catalogue; `loss.seen_margin`)."""
-  del rng
+  del rng, stats
   return full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk, denominator,
                          seen, loss_cfg.seen_margin)
 
 
+def _shared(loss_cfg) -> bool:
+  return loss_cfg.share_negatives == "batch"
+
+
 @LOSSES.register("bce")
-def _bce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None):
+def _bce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None,
+               stats=None):
   """Sampled BCE with `loss.num_negatives` negatives from `loss.sampler`."""
   del seen
   return sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives, denominator,
-                     loss_cfg.sampler)
+                     loss_cfg.sampler, _shared(loss_cfg), stats)
+
+
+@LOSSES.register("gbce")
+def _gbce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None,
+                stats=None):
+  """gBCE (gSASRec): BCE whose positive term is raised to beta (`loss.gbce_t`)."""
+  del seen
+  beta = gbce_beta(loss_cfg.num_negatives, table.shape[0] - 1, loss_cfg.gbce_t)
+  return sampled_bce(hidden, table, targets, weights, rng, loss_cfg.num_negatives, denominator,
+                     loss_cfg.sampler, _shared(loss_cfg), stats, beta=beta)
+
+
+@LOSSES.register("sampled_softmax")
+def _sampled_softmax_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None,
+                           seen=None, stats=None):
+  """Sampled softmax with logQ correction (`loss.num_negatives`, `loss.sampler`,
+  `loss.share_negatives`, `loss.logq`)."""
+  del seen
+  return sampled_softmax(hidden, table, targets, weights, rng, loss_cfg.num_negatives,
+                         denominator, loss_cfg.sampler, _shared(loss_cfg), stats, loss_cfg.logq)
 
 
 def next_item_loss(hidden: jax.Array, table: jax.Array, targets: jax.Array,
                    weights: jax.Array, rng: jax.Array, loss_cfg,
                    denominator: jax.Array | None = None,
-                   seen: jax.Array | None = None) -> jax.Array:
+                   seen: jax.Array | None = None, stats=None) -> jax.Array:
   """The registered loss `loss_cfg.name`. `seen` [B, L]: the causal inputs (for the
-  losses that use what the user has seen, e.g. `loss.seen_margin`)."""
+  losses that use what the user has seen, e.g. `loss.seen_margin`); `stats`: training
+  statistics the samplers use (`LossStats`)."""
   return LOSSES.get(loss_cfg.name)(hidden, table, targets, weights, rng, loss_cfg,
-                                   denominator, seen)
+                                   denominator, seen, stats=stats)
 
 
 # ---- Adversarial (GAN) objectives and discrete-sample estimators --------------------------

@@ -25,9 +25,11 @@ def loss_denominator(batch: dict) -> jax.Array | None:
   return batch["loss_norm"].sum() if "loss_norm" in batch else None
 
 
-def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True) -> LossFn:
+def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True,
+                stats: losses.LossStats | None = None) -> LossFn:
   """Next-item prediction at every position (SASRec). `prefix_seen`: the inputs before
-  each position are what the user has seen there (for `loss.seen_margin`)."""
+  each position are what the user has seen there (for `loss.seen_margin`); `stats`:
+  training statistics for the samplers of sampled losses."""
 
   def loss_fn(params, batch, rng):
     dropout_rng, loss_rng = jax.random.split(rng)
@@ -37,20 +39,21 @@ def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
                                 rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
-    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
-                          loss_denominator(batch), batch["inputs"] if prefix_seen else None)
+    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng,
+                                 loss_cfg, loss_denominator(batch),
+                                 batch["inputs"] if prefix_seen else None, stats)
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn
 
 
-def cloze_loss(model: nn.Module, loss_cfg) -> LossFn:
+def cloze_loss(model: nn.Module, loss_cfg, stats: losses.LossStats | None = None) -> LossFn:
   """BERT4Rec: predict the original items at the masked positions. The batch has the
   same layout as the causal task (inputs with masks applied, targets, weights)."""
-  return causal_loss(model, loss_cfg, prefix_seen=False)
+  return causal_loss(model, loss_cfg, prefix_seen=False, stats=stats)
 
 
-def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
+def seq2seq_loss(model: nn.Module, loss_cfg, stats: losses.LossStats | None = None) -> LossFn:
   """Encoder-decoder with teacher forcing: predict the next k items from the history.
 
   batch: history [B, L], dec_inputs [B, k] ([BOS] + future[:-1]), targets/weights [B, k].
@@ -64,8 +67,8 @@ def seq2seq_loss(model: nn.Module, loss_cfg) -> LossFn:
 
     hidden, table = model.apply({"params": params}, batch["history"], batch["dec_inputs"],
                                 method=forward, rngs={"dropout": dropout_rng})  # [B, k, D]
-    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng, loss_cfg,
-                          loss_denominator(batch))
+    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng,
+                                 loss_cfg, loss_denominator(batch), stats=stats)
     return loss, {"targets": batch["weights"].sum()}
 
   return loss_fn

@@ -12,8 +12,10 @@ import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from seqrec_jax import config as config_lib
+from seqrec_jax import losses, samplers
 from seqrec_jax.data import pipeline
 from seqrec_jax.data.dataset import LeaveOneOut
 from seqrec_jax.registry import Registry
@@ -29,6 +31,16 @@ class Task:
   loss_fn: objectives.LossFn
 
 
+def loss_stats(cfg, split: LeaveOneOut) -> losses.LossStats | None:
+  """The training statistics the configured sampler needs (item frequencies), else None
+  (so nothing catalogue-sized is baked into the step when no sampler uses it)."""
+  if cfg.loss.name == "ce" or not samplers.SAMPLERS.meta(cfg.loss.sampler).get(
+      "needs_frequencies"):
+    return None
+  return losses.LossStats(log_freq=jnp.asarray(samplers.item_log_frequencies(split)),
+                          alpha=cfg.loss.pop_alpha)
+
+
 def _cover(cfg) -> int:
   """Targets per window when `task.windows='cover'` (several windows per history)."""
   return cfg.model.max_len if cfg.task.windows == "cover" else 0
@@ -39,7 +51,7 @@ def causal_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
   """Next-item prediction at every position (SASRec, GRU4Rec, HSTU)."""
   return Task(source=pipeline.TrainSequences(split, cover_window=_cover(cfg)),
               example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
-              loss_fn=objectives.causal_loss(model, cfg.loss))
+              loss_fn=objectives.causal_loss(model, cfg.loss, stats=loss_stats(cfg, split)))
 
 
 @TASKS.register("cloze")
@@ -50,7 +62,7 @@ def cloze_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
                   cfg.model.max_len, mask_id=split.data.num_items + 1,
                   mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,
                   crop=cfg.task.crop),
-              loss_fn=objectives.cloze_loss(model, cfg.loss))
+              loss_fn=objectives.cloze_loss(model, cfg.loss, loss_stats(cfg, split)))
 
 
 @TASKS.register("seq2seq")
@@ -59,7 +71,7 @@ def seq2seq_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
   return Task(source=pipeline.TrainSequences(split),
               example_fn=pipeline.Seq2SeqExample(cfg.model.max_len, cfg.task.future_k,
                                                  bos_id=split.data.num_items + 1),
-              loss_fn=objectives.seq2seq_loss(model, cfg.loss))
+              loss_fn=objectives.seq2seq_loss(model, cfg.loss, loss_stats(cfg, split)))
 
 
 def build_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
