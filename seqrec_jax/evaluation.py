@@ -25,19 +25,50 @@ from seqrec_jax.models.interfaces import item_scores
 
 
 def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,
-              model: nn.Module, num_items: int) -> dict[str, jax.Array]:
+              model: nn.Module, num_items: int, top_k: int = 0,
+              features: jax.Array | None = None) -> dict[str, jax.Array]:
   """Full-catalogue ranks of the targets, with and without history items excluded.
-  history/seen: [B, L]; targets: [B] -> {"rank", "rank_excl"}: [B] int32."""
+  history/seen: [B, L]; targets: [B] -> {"rank", "rank_excl"}: [B] int32.
+
+  With `top_k` > 0 also each user's top-k list and its intra-list diversity, without and
+  with history items: "top", "top_excl" [B, top_k] int32 item ids best first, "ild",
+  "ild_excl" [B, top_k] (`metrics.intra_list_distance`, over `features` [V, F] or by
+  default the model's item table).
+  """
   scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
-  return {"rank": metrics.target_ranks(scores, targets, num_items),
-          "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
+  out = {"rank": metrics.target_ranks(scores, targets, num_items),
+         "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
+  if top_k:
+    if features is None:
+      features = model.apply({"params": params}, method=lambda m: m.item_table())
+    for suffix, excluded in (("", None), ("_excl", seen)):
+      top = metrics.top_k_items(scores, top_k, num_items, seen=excluded)
+      out["top" + suffix] = top
+      out["ild" + suffix] = metrics.intra_list_distance(top, features)
+  return out
 
 
-def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh):
-  """`rank_step` jitted: params on their shardings, the batch split over `data`."""
+def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh, top_k: int = 0,
+                  features: np.ndarray | None = None):
+  """`rank_step` jitted: params on their shardings, the batch split over `data`.
+  `top_k` > 0 (e.g. max(config.eval.ks)): also the top-k lists that `evaluate_stage`
+  turns into coverage, diversity, popularity and novelty; `features`: see rank_step."""
   data = parallel.batch_sharding(mesh)
-  fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items)
+  k = min(int(top_k), num_items)
+  feats = None if features is None else jnp.asarray(features, jnp.float32)
+  fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items, top_k=k,
+                                    features=feats)
   return jax.jit(fn, in_shardings=(params_sh, data, data, data), out_shardings=data)
+
+
+def train_item_counts(split) -> np.ndarray:
+  """[num_items + 1] int64: how often each item occurs in the training parts of a
+  `LeaveOneOut` split (popularity and novelty of `evaluate_stage`)."""
+  data = split.data
+  lengths = np.diff(data.offsets)
+  user_of = np.repeat(np.arange(lengths.size), lengths)  # [N]
+  in_train = np.arange(data.items.size) < split.train_end[user_of]
+  return np.bincount(data.items[in_train], minlength=data.num_items + 1).astype(np.int64)
 
 
 @dataclasses.dataclass
@@ -58,14 +89,23 @@ class StageRanks:
 
 
 def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size: int,
-                   mesh: Mesh, ks, with_ranks: bool = False, num_items: int = 0):
+                   mesh: Mesh, ks, with_ranks: bool = False, num_items: int = 0,
+                   item_counts: np.ndarray | None = None):
   """Full-ranking metrics of one stage ('excl/' = history items excluded).
+
+  When `rank_fn` returns top-k lists (`jit_rank_step(..., top_k=K)`), the beyond-
+  accuracy metrics of those lists sit next to HR/NDCG/MRR for every k <= K of `ks`:
+  coverage@k (share of the catalogue in anyone's top-k; needs `num_items` or
+  `item_counts`), diversity@k (mean intra-list cosine distance, k >= 2) and, with
+  `item_counts` ([num_items + 1] training counts, `train_item_counts(split)`),
+  popularity@k (mean training count of recommended items) and novelty@k (mean
+  -log2 popularity share), each also as 'excl/'.
 
   -> metrics dict, or (metrics, StageRanks) with `with_ranks`.
   """
   sharding = parallel.batch_sharding(mesh)
   n = len(arrays)
-  ranks, ranks_excl = [], []
+  collected: dict[str, list] = {}
   per_proc = batch_size // jax.process_count()
   for start in range(0, n, batch_size):
     rows = np.arange(start, start + batch_size)
@@ -78,11 +118,19 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
     out = rank_fn(params, batch["h"], batch["t"], batch["s"])
     if jax.process_count() > 1:
       out = multihost_utils.process_allgather(out, tiled=True)
-    ranks.append(np.asarray(out["rank"])[valid])
-    ranks_excl.append(np.asarray(out["rank_excl"])[valid])
-  rank, rank_excl = np.concatenate(ranks), np.concatenate(ranks_excl)
+    for key, value in out.items():
+      collected.setdefault(key, []).append(np.asarray(value)[valid])
+  empty = {"rank": np.zeros(0, np.int32), "rank_excl": np.zeros(0, np.int32)}
+  got = {key: np.concatenate(v) for key, v in collected.items()} or empty
+  rank, rank_excl = got["rank"], got["rank_excl"]
   result = metrics.summarize(rank, ks)
   result.update({f"excl/{k}": v for k, v in metrics.summarize(rank_excl, ks).items()})
+  if "top" in got:
+    catalogue = num_items or (0 if item_counts is None else len(item_counts) - 1)
+    for prefix, suffix in (("", ""), ("excl/", "_excl")):
+      extra = metrics.beyond_accuracy(got["top" + suffix], got.get("ild" + suffix), ks,
+                                      catalogue, item_counts, prefix=prefix)
+      result.update(extra)
   result["users"] = n
   if not with_ranks:
     return result

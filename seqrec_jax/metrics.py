@@ -77,6 +77,73 @@ def mean_popularity(top_items: np.ndarray, item_counts: np.ndarray) -> float:
   return float(np.mean(item_counts[top_items]))
 
 
+# ---- Beyond accuracy (top-K lists) ----------------------------------------------------------
+
+def novelty(top_items: np.ndarray, item_counts: np.ndarray) -> float:
+  """Mean self-information of recommended items, -log2 p(i), with p(i) the item's share
+  of the training interactions, add-one smoothed over the catalogue: p(i) = (c_i + 1) /
+  (sum c + num_items), so a never-seen item is finite. top_items: [U, k] ids >= 1;
+  item_counts: [V] (column 0, padding, ignored)."""
+  counts = np.asarray(item_counts, np.float64)
+  total = counts[1:].sum() + (counts.size - 1)
+  info = -np.log2((counts + 1.0) / total)
+  return float(np.mean(info[top_items]))
+
+
+def intra_list_distance(top_items: jax.Array, features: jax.Array) -> jax.Array:
+  """Intra-list diversity of every prefix of each list: the mean pairwise cosine
+  distance 1 - cos(f_i, f_j) between the first k items, for k = 1..K (k = 1: 0).
+
+  top_items: [B, K] ids; features: [V, F] a row per item (the model's item embeddings,
+  or `text_features` of the titles). -> [B, K] float32, column k-1 for the top-k list.
+  """
+  f = jnp.take(features.astype(jnp.float32), top_items, axis=0)  # [B, K, F]
+  f = f / jnp.maximum(jnp.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+  dist = 1.0 - jnp.einsum("bif,bjf->bij", f, f)  # [B, K, K]
+  k = top_items.shape[1]
+  below = jnp.tril(jnp.ones((k, k), jnp.bool_), -1)  # i > j: each pair once
+  per_new = jnp.sum(jnp.where(below[None], dist, 0.0), axis=2)  # [B, K]: item i vs earlier
+  sizes = jnp.arange(1, k + 1, dtype=jnp.float32)
+  pairs = jnp.maximum(sizes * (sizes - 1) / 2, 1.0)
+  return jnp.cumsum(per_new, axis=1) / pairs[None]
+
+
+def text_features(texts, dim: int = 1024) -> np.ndarray:
+  """[V, dim] float32 binary bags of words (lower-case alphanumeric runs, hashed with
+  crc32 into `dim` buckets) of one text per item: `intra_list_distance` over them is the
+  cosine distance between the items' word sets (text diversity)."""
+  import re  # pylint: disable=import-outside-toplevel
+  import zlib  # pylint: disable=import-outside-toplevel
+  out = np.zeros((len(texts), dim), np.float32)
+  for row, text in enumerate(texts):
+    for word in set(re.findall(r"[a-z0-9]+", str(text or "").lower())):
+      out[row, zlib.crc32(word.encode()) % dim] = 1.0
+  return out
+
+
+def beyond_accuracy(top_items: np.ndarray, ild: np.ndarray | None, ks: Sequence[int],
+                    num_items: int, item_counts: np.ndarray | None = None,
+                    prefix: str = "") -> dict[str, float]:
+  """coverage@k, diversity@k (k >= 2, from `ild` [U, K] of `intra_list_distance`), and
+  with `item_counts` popularity@k (mean training count) and novelty@k, for every k in ks
+  up to K (coverage only with num_items > 0). top_items: [U, K] best first."""
+  out: dict[str, float] = {}
+  if top_items.shape[0] == 0:
+    return out
+  for k in ks:
+    if k > top_items.shape[1]:
+      continue
+    top = top_items[:, :k]
+    if num_items > 0:
+      out[f"{prefix}coverage@{k}"] = coverage_at_k(top, num_items)
+    if ild is not None and k >= 2:
+      out[f"{prefix}diversity@{k}"] = float(np.mean(ild[:, k - 1]))
+    if item_counts is not None:
+      out[f"{prefix}popularity@{k}"] = mean_popularity(top, item_counts)
+      out[f"{prefix}novelty@{k}"] = novelty(top, item_counts)
+  return out
+
+
 # ---- Multi-step (next k items) --------------------------------------------------------------
 # The true future is [B, k] item ids in order (0 = padding, ignored); repeated items
 # count once, at their first position.
