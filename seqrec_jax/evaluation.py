@@ -19,14 +19,19 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from seqrec_jax import metrics, parallel
+from seqrec_jax import metrics, parallel, sharded_ranking
 from seqrec_jax.data import pipeline
 from seqrec_jax.models.interfaces import item_scores
 
 
+def _states_and_table(module, ids):
+  return module.encode(ids), module.item_table()
+
+
 def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Array, *,
               model: nn.Module, num_items: int, top_k: int = 0,
-              features: jax.Array | None = None) -> dict[str, jax.Array]:
+              features: jax.Array | None = None, mesh: Mesh | None = None
+              ) -> dict[str, jax.Array]:
   """Full-catalogue ranks of the targets, with and without history items excluded.
   history/seen: [B, L]; targets: [B] -> {"rank", "rank_excl"}: [B] int32.
 
@@ -34,15 +39,27 @@ def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Arr
   with history items: "top", "top_excl" [B, top_k] int32 item ids best first, "ild",
   "ild_excl" [B, top_k] (`metrics.intra_list_distance`, over `features` [V, F] or by
   default the model's item table).
+
+  With a `mesh` whose `model` axis has more than one device, the catalogue is scored
+  slice by slice on the devices that hold the table's rows (`sharded_ranking`): the
+  same ranks and lists, and no [users, catalogue] array on any device.
   """
-  scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
-  out = {"rank": metrics.target_ranks(scores, targets, num_items),
-         "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
+  if mesh is not None and mesh.shape.get("model", 1) > 1:
+    states, table = model.apply({"params": params}, history, method=_states_and_table)
+    ranks = lambda excl: sharded_ranking.target_ranks(states, table, targets, num_items, mesh,
+                                                      seen=excl)
+    tops = lambda excl: sharded_ranking.top_k_items(states, table, top_k, num_items, mesh,
+                                                    seen=excl)
+  else:
+    scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
+    ranks = lambda excl: metrics.target_ranks(scores, targets, num_items, seen=excl)
+    tops = lambda excl: metrics.top_k_items(scores, top_k, num_items, seen=excl)
+  out = {"rank": ranks(None), "rank_excl": ranks(seen)}
   if top_k:
     if features is None:
       features = model.apply({"params": params}, method=lambda m: m.item_table())
     for suffix, excluded in (("", None), ("_excl", seen)):
-      top = metrics.top_k_items(scores, top_k, num_items, seen=excluded)
+      top = tops(excluded)
       out["top" + suffix] = top
       out["ild" + suffix] = metrics.intra_list_distance(top, features)
   return out
@@ -57,7 +74,7 @@ def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh, 
   k = min(int(top_k), num_items)
   feats = None if features is None else jnp.asarray(features, jnp.float32)
   fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items, top_k=k,
-                                    features=feats)
+                                    features=feats, mesh=mesh)
   return jax.jit(fn, in_shardings=(params_sh, data, data, data), out_shardings=data)
 
 
