@@ -45,10 +45,44 @@ def setup_logging() -> None:
     return
   if not explicit:
     logging.get_absl_handler().addFilter(_Quiet())
+    if not os.environ.get("SEQREC_TRACEBACK"):
+      logging.get_absl_handler().addFilter(_Storm())
   out = _StdoutHandler(sys.stdout)
   out.setFormatter(py_logging.Formatter("%(message)s"))
   out.addFilter(_OwnInfo())
   logger.addHandler(out)
+
+
+class _Storm(py_logging.Filter):
+  """Other libraries' warnings and errors (Orbax, TensorStore on an expected checkpoint
+  fallback or a failed save) as one line each, at most `limit` per source line; the
+  error that stops the run is ours and says what happened."""
+
+  def __init__(self, limit: int = 3):
+    super().__init__()
+    self.limit = limit
+    self.seen: dict[tuple[str, int], int] = {}
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    if f"{os.sep}seqrec_jax{os.sep}" in record.pathname:
+      return True
+    where = (record.pathname, record.lineno)
+    n = self.seen[where] = self.seen.get(where, 0) + 1
+    if n > self.limit + 1:
+      return False
+    try:
+      text = record.getMessage()
+    except Exception:  # pylint: disable=broad-except
+      text = str(record.msg)
+    first = text.splitlines()[0] if text else ""
+    if len(first) > 300:
+      first = first[:300] + "..."
+    if n == self.limit + 1:
+      first = f"(further messages from {os.path.basename(record.pathname)}:{record.lineno} " \
+              "suppressed; set SEQREC_TRACEBACK=1 for all)"
+    record.msg, record.args = first, None
+    record.exc_info = record.exc_text = record.stack_info = None
+    return True
 
 
 class _StdoutHandler(py_logging.StreamHandler):
@@ -79,5 +113,35 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   return wrapped
 
 
+def _config_override_keys(argv: list[str]) -> list[str]:
+  """The dotted keys of `--config.a.b=v` / `--config.a.b v` flags, in order."""
+  keys = []
+  for arg in argv[1:]:
+    if arg.startswith("--config."):
+      keys.append(arg[len("--config."):].split("=", 1)[0])
+  return keys
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with an unknown `--config.x.y` override (ml_collections
+  raises KeyError / AttributeError for those) as one line naming it, with a suggestion."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (KeyError, AttributeError) as e:
+    if os.environ.get("SEQREC_TRACEBACK"):
+      raise
+    # pylint: disable=import-outside-toplevel (only on this error path)
+    from seqrec_jax import config as config_lib
+    from seqrec_jax import config_schema
+    known = config_schema.leaves(config_lib.base_config())
+    sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
+    bad = [k for k in _config_override_keys(argv) if k not in known and k not in sections
+           and not k.startswith("data.synthetic.")]
+    text = (config_schema.unknown_key_message(bad[0]) if bad
+            else f"bad --config override: {str(e.args[0]) if e.args else e}")
+    print(f"error: {text}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-  app.run(guarded(main))
+  app.run(guarded(main), flags_parser=_parse_flags)

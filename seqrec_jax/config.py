@@ -238,6 +238,7 @@ def _check_model_options(cfg: ml_collections.ConfigDict) -> None:
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Rejects values that are the right type but mean nothing, naming the key."""
+  from seqrec_jax import config_schema; config_schema.check(cfg)  # pylint: disable=import-outside-toplevel,multiple-statements (types and ranges of every field)
   for key, allowed in choices().items():
     section, field = key.split(".")
     value = cfg[section][field]

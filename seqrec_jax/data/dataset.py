@@ -97,6 +97,31 @@ class LeaveOneOut:
     return self.data.items[first:min(first + k, end)]
 
 
+class DataTooSmallError(ValueError):
+  """The dataset cannot be trained and evaluated (raised before any compilation)."""
+
+
+def check_evaluable(split: LeaveOneOut, source: str = "") -> None:
+  """Rejects a split with no user to validate and test on (every user has fewer than 3
+  interactions) or nothing to train on, naming the source and what the filters left."""
+  data = split.data
+  where = f"{source}: " if source else ""
+  rep = data.report
+  dropped = ", ".join(f"{k} {rep[k]}" for k in ("malformed", "missing_ids", "below_min_rating",
+                                                "dedup_dropped", "kcore_dropped")
+                      if rep.get(k))
+  left = (f"{data.num_users} users, {data.num_items} items, {data.items.size} interactions left"
+          + (f" after dropping {dropped}" if dropped else ""))
+  if split.eval_users.size == 0:
+    raise DataTooSmallError(
+        f"{where}no user has the 3 interactions leave-one-out evaluation needs ({left}); "
+        "lower data.user_core / data.leave_last_k or use more data")
+  lengths = split.train_end - data.offsets[:-1]
+  if not (lengths >= 2).any():
+    raise DataTooSmallError(
+        f"{where}no training sequences: every user has fewer than 2 training items ({left})")
+
+
 def leave_one_out(data: SequenceDataset, leave_last_k: int = 0) -> LeaveOneOut:
   """Leave-one-out split; `leave_last_k > 0` first sets each user's last k items aside."""
   if leave_last_k < 0:

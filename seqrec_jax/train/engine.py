@@ -30,7 +30,7 @@ from jax.experimental import multihost_utils
 from seqrec_jax import config as config_lib
 from seqrec_jax import evaluation, parallel
 from seqrec_jax.data import pipeline
-from seqrec_jax.data.dataset import LeaveOneOut, leave_one_out
+from seqrec_jax.data.dataset import LeaveOneOut, check_evaluable, leave_one_out
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.registry import Registry
 from seqrec_jax import checkpoint
@@ -197,6 +197,7 @@ class Saver:
 
   def due(self, sync: bool) -> bool:
     """`train.checkpoint_every_secs` has passed since the last save."""
+    self.ckpts.check()  # a failed background save stops the run now, not at the end
     return self.every_secs > 0 and _agree(time.time() - self.last_time >= self.every_secs, sync)
 
 
@@ -225,6 +226,7 @@ def load_split(cfg) -> tuple[Any, LeaveOneOut]:
   t0 = time.time()
   dataset = load_dataset(cfg.data)
   split = leave_one_out(dataset, cfg.data.leave_last_k)
+  check_evaluable(split, config_lib.data_path(cfg.data, "path") or f"data.format={cfg.data.format}")
   logging.info("data: %d users, %d items, %d interactions (%.1fs)", dataset.num_users,
                dataset.num_items, dataset.items.size, time.time() - t0)
   dropped = ("malformed", "missing_ids", "below_min_rating", "duplicate_rows", "dedup_dropped",
