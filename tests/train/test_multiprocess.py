@@ -29,14 +29,23 @@ def _train(workdir, *extra, devices=4):
                           stderr=subprocess.STDOUT, text=True)
 
 
+# Sampled softmax with negatives shared by the batch: the same draws on every process
+# (the step's rng is replicated), whatever the order of rows within a batch.
+LOSSES = {"ce": (), "sampled_softmax": ("--config.loss.name=sampled_softmax",
+                                        "--config.loss.share_negatives=batch",
+                                        "--config.loss.num_negatives=16")}
+
+
 @pytest.mark.slow
-def test_two_processes_match_one_process(tmp_path):
-  single = _train(tmp_path / "single", devices=8)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_two_processes_match_one_process(tmp_path, loss):
+  single = _train(tmp_path / "single", *LOSSES[loss], devices=8)
   out, _ = single.communicate(timeout=600)
   assert single.returncode == 0, out[-3000:]
   port = _free_port()
   procs = [_train(tmp_path / "multi", f"--config.mesh.coordinator=127.0.0.1:{port}",
-                  "--config.mesh.num_processes=2", f"--config.mesh.process_id={i}")
+                  "--config.mesh.num_processes=2", f"--config.mesh.process_id={i}",
+                  *LOSSES[loss])
            for i in range(2)]
   outs = [p.communicate(timeout=600)[0] for p in procs]
   for p, o in zip(procs, outs):
