@@ -13,7 +13,7 @@ from seqrec_jax.data.interactions import DataFormatError, Interactions
 from seqrec_jax.data.table import read_table
 from seqrec_jax.data.textio import (
     MAX_EXAMPLES, ON_ERROR, Problems, all_ints, line_text, numeric_tokens, parse_int, parses,
-    read_bytes, read_fixed, split_lines, strip_header)
+    read_bytes, read_fixed, split_lines, strip_header, why_not)
 
 __all__ = [
     "ON_ERROR", "SOURCES", "read_item_titles", "read_movielens_100k", "read_movielens_csv",
@@ -88,7 +88,7 @@ def _read_ragged(path: str, on_error: str) -> tuple[np.ndarray, np.ndarray, dict
       row = [parse_int(f) for f in fields]
     except ValueError:
       bad = next(f for f in fields if not parses(f, "i"))
-      problems.add(idx + 1, f"token {line_text(bad)!r} is not an integer", raw)
+      problems.add(idx + 1, f"token {line_text(bad)!r} {why_not(bad, 'i')}", raw)
       counts_out[idx] = -1
       continue
     counts_out[idx] = len(row)
@@ -212,4 +212,16 @@ def read_source(fmt: str, path: str, **kw) -> Interactions:
     raise ValueError(f"unknown data format {fmt!r}; valid formats: {sorted(SOURCES)}")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{fmt} data file not found: {path}")
-  return SOURCES[fmt](path, **kw)
+  inter = SOURCES[fmt](path, **kw)
+  if len(inter) == 0:
+    rep = inter.report
+    if rep.get("malformed"):
+      why = (f"all {rep['malformed']} data lines are malformed (skipped with on_error='skip'; "
+             f"first: line {rep['malformed_examples'][0][0]})" if rep.get("malformed_examples")
+             else f"all {rep['malformed']} data lines are malformed")
+    elif rep.get("lines", 0) - rep.get("blank", 0) > (1 if fmt in ("movielens_csv", "table") else 0):
+      why = "no line holds an interaction (every row misses a field or has a user but no items)"
+    else:
+      why = "the file holds no data lines" + (" (header only)" if rep.get("lines") else " (empty)")
+    raise DataFormatError(path, None, f"no interactions: {why}")
+  return inter

@@ -8,7 +8,9 @@ import io
 import numpy as np
 
 from seqrec_jax.data.interactions import DataFormatError, Interactions
-from seqrec_jax.data.textio import Problems, all_ints, parse_float, read_bytes
+from seqrec_jax.data.textio import Problems, parse_float, parse_int, read_bytes
+
+_INT64_LIMIT = 2.0**63
 
 def read_table(path: str, *, user_col: str, item_col: str, time_col: str,
                rating_col: str | None = None, sep: str = ",", on_error: str = "raise",
@@ -55,7 +57,7 @@ def _csv_columns(path: str, wanted: list[str], sep: str, encoding: str) -> _Colu
   text = text.lstrip("\ufeff")
   if len(sep) == 1:
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    numbered = ((rows.line_num, r) for r in rows)
+    numbered = _csv_rows(path, rows)
   else:
     numbered = ((i + 1, line.rstrip("\r").split(sep)) for i, line in
                 enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")))
@@ -95,6 +97,19 @@ def _csv_columns(path: str, wanted: list[str], sep: str, encoding: str) -> _Colu
   arrays = [np.array(c, dtype=str) for c in cols]  # [N] str each
   counts = {"lines": n_lines, "blank": blank, "missing": missing}
   return arrays, np.array(line_out, np.int64), counts, bad_lines
+
+
+def _csv_rows(path: str, rows):
+  """(line number, fields) of a csv.reader; its errors (NUL bytes, an unclosed quote at
+  the end, a huge field) as DataFormatError at the line."""
+  while True:
+    try:
+      row = next(rows)
+    except StopIteration:
+      return
+    except csv.Error as e:
+      raise DataFormatError(path, rows.line_num or 1, f"unreadable CSV ({e})") from None
+    yield rows.line_num, row
 
 
 def _parquet_columns(path: str, wanted: list[str]) -> _Columns:
@@ -137,17 +152,42 @@ def _is_missing(col: np.ndarray) -> np.ndarray:
   return np.zeros(col.shape, bool)
 
 
+def _small_ints(col: np.ndarray) -> np.ndarray | None:
+  """int64 when every value is an ASCII decimal integer of at most 18 digits (the common
+  case, vectorised), else None (then each distinct value is parsed on its own)."""
+  try:
+    b = np.char.strip(np.asarray(col).astype("S"))
+  except (UnicodeEncodeError, UnicodeDecodeError, ValueError, TypeError):
+    return None
+  rest = np.char.lstrip(b, b"+-")
+  n = np.char.str_len(rest)
+  if b.size and not (np.all(np.char.str_len(b) - n <= 1) and np.all(np.char.isdigit(rest))
+                     and np.all((n >= 1) & (n <= 18))):
+    return None
+  return b.astype(np.int64)
+
+
 def _to_ids(col: np.ndarray) -> np.ndarray:
-  """int64 when every id is an integer, else str."""
+  """Raw ids: int64 when every id is an integer in int64 range ('3', '3.0' and '03' are
+  all 3), else str, with the integer ids written canonically ('3'), so one odd id never
+  splits 3 and 3.0 into two users."""
   if col.dtype.kind in "iub":
     return col.astype(np.int64)
-  if col.dtype.kind == "f":
-    return col.astype(np.int64) if all_ints(col) else col.astype(str)
-  col = col.astype(str)
-  try:
-    return col.astype(np.int64)
-  except (ValueError, OverflowError):
-    return col
+  fast = _small_ints(col)
+  if fast is not None:
+    return fast
+  uniq, inverse = np.unique(col.astype(str), return_inverse=True)
+  as_int: list = []
+  for v in uniq:
+    try:
+      as_int.append(parse_int(v))
+    except ValueError:
+      as_int.append(None)
+  if all(v is not None for v in as_int):
+    return np.array(as_int, np.int64)[inverse].reshape(-1)
+  canon = np.array([str(v) if v is not None else u.strip() for u, v in zip(uniq, as_int)],
+                   dtype=str)
+  return canon[inverse].reshape(-1)
 
 
 def _to_times(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,29 +197,48 @@ def _to_times(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return col.astype("datetime64[s]").astype(np.int64), np.zeros(n, bool)
   if col.dtype.kind in "iu":
     return col.astype(np.int64), np.zeros(n, bool)
-  for convert in (lambda c: c.astype(np.int64),
-                  lambda c: _floor_finite(c.astype(np.float64)),
-                  lambda c: c.astype("datetime64[s]").astype(np.int64)):
+  if col.dtype.kind == "f":
     try:
-      return convert(col), np.zeros(n, bool)
-    except (ValueError, TypeError, OverflowError):
+      return _floor_finite(col), np.zeros(n, bool)
+    except ValueError:
       pass
-  out = np.zeros(n, np.int64)
-  bad = np.zeros(n, bool)
-  for i, v in enumerate(col):
+  fast = _small_ints(col)
+  if fast is not None:
+    return fast, np.zeros(n, bool)
+  uniq, inverse = np.unique(col.astype(str), return_inverse=True)
+  conv = np.zeros(uniq.size, np.int64)
+  ok = np.ones(uniq.size, bool)
+  for i, v in enumerate(uniq):
     try:
-      out[i] = _floor_finite(np.array([float(v)]))[0]
+      conv[i] = _one_time(v)
     except (ValueError, TypeError, OverflowError):
-      try:
-        out[i] = np.datetime64(str(v), "s").astype(np.int64)
-      except ValueError:
-        bad[i] = True
+      ok[i] = False
+  out = conv[inverse].reshape(-1)
+  bad = ~ok[inverse].reshape(-1)
   return out, bad
 
 
+def _one_time(v: str) -> int:
+  """An integer (int64), a finite number (floored, inside int64) or an ISO date/time
+  ('2020-01-02', '2020-01-02T03:04:05'; seconds since the epoch)."""
+  v = v.strip()
+  try:
+    return parse_int(v)
+  except ValueError:
+    pass
+  try:
+    return int(_floor_finite(np.array([parse_float(v)]))[0])
+  except ValueError:
+    pass
+  if not v[:4].isdigit() or len(v) < 10 or v[4] != "-":
+    raise ValueError(f"{v!r} is not a time")
+  return int(np.datetime64(v, "s").astype(np.int64))
+
+
 def _floor_finite(x: np.ndarray) -> np.ndarray:
-  if not np.isfinite(x).all():
-    raise ValueError("non-finite")
+  x = np.asarray(x, np.float64)
+  if not (np.isfinite(x).all() and (np.abs(x) < _INT64_LIMIT).all()):
+    raise ValueError("non-finite or outside the int64 range")
   return np.floor(x).astype(np.int64)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import re
+import zlib
 
 import numpy as np
 
@@ -15,13 +17,31 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _EXACT_FLOAT_INT = 2**53  # ints beyond this don't survive the float64 fast path
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+              b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+_INT64_MAX = 2**63 - 1
+_INT_RE = re.compile(rb"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def read_bytes(path: str) -> bytes:
-  """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
+  """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name),
+  without a UTF-8 byte-order mark. A truncated or damaged gzip file, or a UTF-16/32 one
+  (byte-order mark), raises DataFormatError naming the file."""
   with open(path, "rb") as f:
     data = f.read()
   if data[:2] == _GZIP_MAGIC:
-    data = gzip.decompress(data)
-  return data
+    try:
+      data = gzip.decompress(data)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+      raise DataFormatError(path, None, f"truncated or damaged gzip file ({type(e).__name__}: "
+                            f"{e}); download or copy it again") from None
+  for bom, name in _WIDE_BOMS.items():
+    if data.startswith(bom):
+      raise DataFormatError(path, 1, f"the file is {name}-encoded (byte-order mark); save it "
+                            "as UTF-8 or ASCII")
+  return data[3:] if data.startswith(_UTF8_BOM) else data
 
 
 def line_text(line: bytes | str) -> str:
@@ -70,8 +90,14 @@ def numeric_tokens(body: bytes, sep: bytes | None) -> tuple[np.ndarray, np.ndarr
   so the markers' positions give the per-line field counts. Returns None when any token
   is not a finite number (the caller then scans line by line to say where).
   """
-  if sep:
+  if sep:  # fields are split on `sep` only: whitespace inside a line or empty fields
+    # (leading, trailing or doubled separators) go to the line-by-line path
+    if b" " in body or b"\t" in body or b"\x0b" in body or b"\x0c" in body:
+      return None
+    n_sep = body.count(sep)
     body = body.replace(sep, b" ")
+  if body.count(b"\r") != body.count(b"\r\n") + body.endswith(b"\r"):
+    return None  # a carriage return inside a line
   body = body.replace(b"\r", b" ")
   if body and not body.endswith(b"\n"):
     body += b"\n"
@@ -91,6 +117,8 @@ def numeric_tokens(body: bytes, sep: bytes | None) -> tuple[np.ndarray, np.ndarr
   if not np.isfinite(values).all():
     return None
   counts = np.diff(ends, prepend=-1) - 1  # [L] int64
+  if sep and n_sep != int(np.maximum(counts - 1, 0).sum()):
+    return None  # an empty field somewhere
   return values, counts
 
 
@@ -99,19 +127,30 @@ def all_ints(x: np.ndarray) -> bool:
 
 
 def parse_int(tok: bytes) -> int:
-  try:
-    return int(tok)
-  except ValueError:
-    f = float(tok)  # accepts '3.0' / '1e3' like the fast path; raises on words
-    if not f.is_integer():
-      raise
-    return int(f)
+  """An int64 from a decimal integer ('-12'), or an integral number below 2**53 ('3.0',
+  '1e3') as the fast path reads them; ValueError for anything else (words, '1_000',
+  hex, fractions, values outside int64)."""
+  tok = tok.strip() if isinstance(tok, bytes) else str(tok).strip().encode("latin-1")
+  if _INT_RE.fullmatch(tok):
+    v = int(tok)
+    if -_INT64_MAX - 1 <= v <= _INT64_MAX:
+      return v
+    raise ValueError("is outside the int64 range")
+  if _FLOAT_RE.fullmatch(tok):
+    f = float(tok)
+    if f.is_integer() and abs(f) < _EXACT_FLOAT_INT:
+      return int(f)
+  raise ValueError("is not an integer")
 
 
 def parse_float(tok: bytes) -> float:
+  """A finite float from a decimal literal ('4', '3.5', '1e-3'); ValueError otherwise."""
+  tok = tok.strip() if isinstance(tok, bytes) else str(tok).strip().encode("latin-1")
+  if not _FLOAT_RE.fullmatch(tok):
+    raise ValueError("is not a number")
   f = float(tok)
   if not np.isfinite(f):
-    raise ValueError(tok)
+    raise ValueError("is not a finite number")
   return f
 
 
@@ -178,9 +217,8 @@ def read_fixed(path: str, body: bytes, *, sep: bytes | None, kinds: str, on_erro
     except ValueError:
       bad_j = next(j for j, (f, k) in enumerate(zip(fields, kinds))
                    if not parses(f, k))
-      kind = "an integer" if kinds[bad_j] == "i" else "a number"
-      problems.add(line_no, f"field {bad_j + 1} ({line_text(fields[bad_j])!r}) is not {kind}",
-                   raw)
+      problems.add(line_no, f"field {bad_j + 1} ({line_text(fields[bad_j])!r}) "
+                   f"{why_not(fields[bad_j], kinds[bad_j])}", raw)
       continue
     rows_out.append(row)
     line_out.append(line_no)
@@ -191,6 +229,15 @@ def read_fixed(path: str, body: bytes, *, sep: bytes | None, kinds: str, on_erro
   report = problems.report(lines=first_line - 1 + len(lines), blank=blank_count,
                            kept=len(rows_out))
   return cols, np.array(line_out, dtype=np.int64), report
+
+
+def why_not(tok: bytes, kind: str) -> str:
+  """Why `tok` is not a valid field of `kind` ('is not an integer', ...)."""
+  try:
+    parse_int(tok) if kind == "i" else parse_float(tok)
+  except ValueError as e:
+    return str(e)
+  return "is valid"
 
 
 def parses(tok: bytes, kind: str) -> bool:
