@@ -284,7 +284,10 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   lead = jax.process_index() == 0
   on_device = obj.chunk is not None
   tag = {"phase": obj.phase} if obj.phase else {}
-  rank_fn = evaluation.jit_rank_step(obj.rank_model, dataset.num_items, obj.rank_params_sh, mesh)
+  # top-k lists for the beyond-accuracy metrics (coverage, diversity, popularity, novelty)
+  rank_fn = evaluation.jit_rank_step(obj.rank_model, dataset.num_items, obj.rank_params_sh, mesh,
+                                     top_k=max(cfg.eval.ks))
+  item_counts = evaluation.train_item_counts(split)
   valid_arrays = pipeline.eval_arrays(split, "valid", cfg.model.max_len)
   batch_sh = parallel.batch_sharding(mesh)
 
@@ -292,7 +295,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
     params, raw_params = obj.eval_params(state)
     result, ranks = evaluation.evaluate_stage(rank_fn, params, valid_arrays, cfg.eval.batch_size,
                                               mesh, cfg.eval.ks, with_ranks=True,
-                                              num_items=dataset.num_items)
+                                              num_items=dataset.num_items,
+                                              item_counts=item_counts)
     if raw_params is not None:  # the raw parameters' figure beside the average's
       raw = evaluation.evaluate_stage(rank_fn, raw_params, valid_arrays, cfg.eval.batch_size,
                                       mesh, cfg.eval.ks)
@@ -377,7 +381,7 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   test_arrays = pipeline.eval_arrays(split, "test", cfg.model.max_len)
   test, ranks = evaluation.evaluate_stage(rank_fn, best_params, test_arrays, cfg.eval.batch_size,
                                           mesh, cfg.eval.ks, with_ranks=True,
-                                          num_items=dataset.num_items)
+                                          num_items=dataset.num_items, item_counts=item_counts)
   report = {"best_step": best_meta["step"], "best_epoch": best_meta["epoch"],
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
