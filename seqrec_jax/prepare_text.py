@@ -33,7 +33,7 @@ def main(argv):
   if _SUMMARY.value:
     with open(_SUMMARY.value, "w", encoding="utf-8") as f:
       json.dump(info, f, indent=2)
-  rate = f", {info['items_per_s']} items/s" if "items_per_s" in info else ""
+  rate = f", {info['items_per_s']} items/s" if info["cache"] == "miss" else ""
   print(f"item text embeddings: {info['path']} ({info['num_items']} items, cache "
         f"{info['cache']}{rate})")
 

@@ -331,8 +331,9 @@ def plan(cfg: Any, dataset=None) -> EmbeddingPlan:
   if not cache_dir:
     raise ValueError("item text embeddings are written next to the data cache: set "
                      "config.data.cache_dir")
-  template = item_text.resolved_template(cfg.data, t.template, t.path)
-  texts = item_text.item_texts(cfg.data, dataset, template, t.path)
+  source = item_text.item_fields(cfg.data, t.path)
+  template = t.template or item_text.default_template(source.fields)
+  texts = item_text.item_texts(cfg.data, dataset, template, source=source)
   spec = model_spec(t.model, unpack=False)
   key = {"version": EMBED_VERSION, "model": spec.identity, "template": template,
          "max_tokens": int(t.max_tokens), "normalize": bool(t.normalize), "pooling": "mean",

@@ -264,16 +264,18 @@ def render(template: str, fields: dict[str, str]) -> str:
 
 
 def item_texts(data_cfg: Any, dataset, template: str = "", path: str = "",
-               missing: str = "raise") -> list[str]:
+               missing: str = "raise", source: ItemFields | None = None) -> list[str]:
   """One text per dense item id of `dataset`: [""] + texts of items 1..num_items.
 
   `template` "" picks `default_template` of the source's fields; a placeholder the
   source lacks is an error naming the fields there are. Items without text raise
   (`missing="raise"`) or get "" (`missing="empty"`, for callers that handle cold items).
+  `source`: the fields already read by `item_fields(data_cfg, path)`.
   """
   if missing not in ("raise", "empty"):
     raise ValueError(f"missing={missing!r}: expected 'raise' or 'empty'")
-  source = item_fields(data_cfg, path)
+  if source is None:
+    source = item_fields(data_cfg, path)
   template = template or default_template(source.fields)
   unknown = [n for n in placeholders(template) if n not in source.fields]
   if unknown:
