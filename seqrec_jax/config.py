@@ -85,6 +85,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.task.mask_prob = 0.2  # cloze: probability of masking each item
   c.task.mask_last_prob = 0.1  # cloze: probability of also masking the final item
   c.task.future_k = 5  # seq2seq: items the decoder learns to generate
+  # cloze: > 0 keeps at most this many masked positions per row (a random subset when
+  # more are drawn) and runs the output layer on those only (BERT4Rec's
+  # max_predictions_per_seq); with train.packing it bounds a whole packed row. 0 = off
+  c.task.max_predictions = 0
 
   c.loss = ml_collections.ConfigDict()
   # a registered loss: ce (full softmax) | sampled_softmax (logQ-corrected) | bce | gbce
@@ -128,6 +132,11 @@ def base_config() -> ml_collections.ConfigDict:
   # grain input: > 0 sorts sequences by length within groups of this many batches and cuts
   # each batch to its longest window (exact; skips padding; one compilation per width).
   c.train.length_grouping = 0
+  # causal / cloze task, a model that takes segment ids (sasrec, bert4rec): several short
+  # histories per row of model.max_len, first sorted into a fixed set of rows (best-fit
+  # decreasing), dealt out per epoch; block-diagonal attention, positions restart per
+  # history, same per-target losses as unpacked (grain and device input; data/packing.py)
+  c.train.packing = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.ks = (1, 5, 10, 20, 50)
@@ -203,6 +212,7 @@ _FIXED_CHOICES = {
     "task.crop": ("last", "random"),
     "task.windows": ("one", "cover"),
     "train.input": ("grain", "device"),
+    "model.remat": ("none", "full", "dots"),
     "optim.schedule": ("cosine", "constant"),
     "loss.share_negatives": ("position", "batch"),
 }
@@ -251,6 +261,28 @@ def _check_model_options(cfg: ml_collections.ConfigDict) -> None:
       owners = [e.name for e in models.MODELS if key in e.meta["options"]]
       raise ValueError(f"config.model.{key}={cfg.model[key]!r} is an option of model(s) "
                        f"{owners}; model.name={cfg.model.name!r} has no such option")
+
+
+def _check_packing(cfg: ml_collections.ConfigDict) -> None:
+  """train.packing needs a model that takes segment ids and a per-position task."""
+  if not cfg.train.packing:
+    return
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  if not getattr(models.MODELS.get(cfg.model.name), "supports_packing", False):
+    supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_packing", False)]
+    raise ValueError(f"config.train.packing=True: model.name={cfg.model.name!r} does not take "
+                     f"segment ids (packed rows); models that do: {supported}")
+  if task_name(cfg) not in ("causal", "cloze"):
+    raise ValueError("config.train.packing=True needs the causal or cloze task, got "
+                     f"{task_name(cfg)!r}")
+  if cfg.train.length_grouping:
+    raise ValueError("config.train.packing and config.train.length_grouping are two ways to "
+                     "skip padding; set one of them")
+  if cfg.loss.seen_margin:
+    raise ValueError("config.loss.seen_margin > 0 reads each row's inputs as one history; "
+                     "it is not supported with config.train.packing")
+  if cfg.gan.enabled:
+    raise ValueError("config.train.packing is not supported with config.gan.enabled")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -306,6 +338,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                      "causal or cloze task (other copies of a sequence would be the same window)")
   if cfg.train.length_grouping < 0:
     raise ValueError(f"config.train.length_grouping={cfg.train.length_grouping!r} must be >= 0")
+  _check_packing(cfg)
+  if cfg.task.max_predictions < 0:
+    raise ValueError(f"config.task.max_predictions={cfg.task.max_predictions!r} must be >= 0")
+  if cfg.task.max_predictions and task_name(cfg) != "cloze":
+    raise ValueError("config.task.max_predictions > 0 applies to the cloze task (BERT4Rec); "
+                     f"task is {task_name(cfg)!r}")
   if cfg.train.length_grouping and cfg.train.input == "device":
     raise ValueError("config.train.length_grouping needs config.train.input='grain' (the "
                      "device path keeps one static batch shape)")

@@ -17,9 +17,10 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 # Logical name -> mesh axis. Item rows shard on `model` (a no-op when it has size 1).
+# "layers": the leading axis of scanned block params (`model.scan_layers`), replicated.
 DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (
     ("batch", "data"), ("vocab", "model"), ("embed", None), ("mlp", None),
-    ("heads", None), ("kv", None))
+    ("heads", None), ("kv", None), ("layers", None))
 
 
 def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 1,

@@ -93,6 +93,12 @@ class ClozeExample:
   objective, matching how `BERT4Rec.encode` scores); at least one item is always
   masked. Padding is never masked. -> inputs (masks applied), targets (the original
   items at masked positions, else 0), weights (1 at masked positions), all [L].
+
+  `max_predictions` P > 0 (`task.max_predictions`, BERT4Rec's max_predictions_per_seq):
+  at most P positions are masked (a random P of them when more are drawn; the others
+  keep their item) and the example also holds `masked_positions`, `masked_targets`,
+  `masked_weights` [P] (`cap_predictions`), so the loss runs the output layer on P
+  positions instead of L.
   """
 
   max_len: int
@@ -100,6 +106,7 @@ class ClozeExample:
   mask_prob: float = 0.2
   mask_last_prob: float = 0.1
   crop: str = "last"
+  max_predictions: int = 0
   window_keys = ("inputs", "targets", "weights")
 
   def window_lengths(self, lengths: np.ndarray) -> np.ndarray:
@@ -107,10 +114,12 @@ class ClozeExample:
 
   def expected_targets(self, lengths: np.ndarray) -> np.ndarray:
     """E[masked]: each item with mask_prob, the last one also with mask_last_prob, and
-    one forced when none is."""
+    one forced when none is (with `max_predictions`, that mean capped at P: an upper
+    bound of E[min(masked, P)])."""
     w = self.window_lengths(lengths).astype(np.float64)
     p, q = self.mask_prob, self.mask_last_prob
-    return w * p + q * (1 - p) + (1 - p) ** w * (1 - q)
+    mean = w * p + q * (1 - p) + (1 - p) ** w * (1 - q)
+    return np.minimum(mean, self.max_predictions) if self.max_predictions else mean
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
     if self.crop == "random" and seq.size > self.max_len:
@@ -126,7 +135,33 @@ class ClozeExample:
     targets = np.zeros(self.max_len, np.int32)  # [L]
     targets[:n][masked] = window[masked]
     inputs[:n][masked] = self.mask_id
-    return {"inputs": inputs, "targets": targets, "weights": masked_weights(targets)}
+    example = {"inputs": inputs, "targets": targets, "weights": masked_weights(targets)}
+    if self.max_predictions:
+      example = cap_predictions(example, self.max_predictions, rng)
+    return example
+
+
+def cap_predictions(example: dict, max_predictions: int, rng: np.random.Generator) -> dict:
+  """A cloze example (or packed row) with at most `max_predictions` P masked positions,
+  and the gather arrays of the loss: when more are masked, a random P stay masked and
+  the rest get their item back (input = target, weight 0). Adds `masked_positions`
+  (int32, in increasing order, 0-padded), `masked_targets` (int32) and `masked_weights`
+  (float32), each [P]; the [L] arrays are new copies."""
+  inputs, targets = example["inputs"].copy(), example["targets"].copy()
+  weights = example["weights"].copy()
+  pos = np.flatnonzero(weights > 0)
+  if pos.size > max_predictions:
+    keep = np.sort(rng.choice(pos, max_predictions, replace=False))
+    back = np.setdiff1d(pos, keep)
+    inputs[back], targets[back], weights[back] = targets[back], 0, 0
+    pos = keep
+  positions = np.zeros(max_predictions, np.int32)
+  positions[:pos.size] = pos
+  gathered = np.zeros(max_predictions, np.int32)
+  gathered[:pos.size] = targets[pos]
+  return {**example, "inputs": inputs, "targets": targets, "weights": weights,
+          "masked_positions": positions, "masked_targets": gathered,
+          "masked_weights": masked_weights(gathered)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,11 +324,21 @@ def train_dataset(source, example_fn, *, global_batch: int, seed: int,
   per example: the loss divides by the batch's sum of it, not by the batch's own target
   count, so a target in a batch of short sequences weighs what it would in a random
   batch (`objectives.loss_denominator`).
+
+  A packed source (`packing.PackedSequences`, `train.packing`) gives batches of packed
+  rows instead (`packing.packed_dataset`; not combined with `group_batches`).
   """
   if global_batch % process_count:
     raise ValueError(f"batch_size {global_batch} is not divisible by {process_count} processes")
   if len(source) == 0:
     raise ValueError("no training sequences: every user has fewer than 2 training items")
+  if hasattr(source, "template"):  # packing.PackedSequences
+    if group_batches:
+      raise ValueError("packed rows are not length-grouped: use train.packing or "
+                       "train.length_grouping, not both")
+    from seqrec_jax.data import packing  # pylint: disable=import-outside-toplevel (cycle)
+    return packing.packed_dataset(source, example_fn, global_batch=global_batch, seed=seed,
+                                  process_index=process_index, process_count=process_count)
   example = lambda x: example_fn(x[1], np.random.default_rng([seed, x[0]]))
   if group_batches > 0:
     stream = LengthGroupedEpochs(source, seed, example_fn.window_lengths(source.lengths),

@@ -3,6 +3,18 @@
 Sequences are packed left and padded right (`0` = padding), so a causal mask alone
 keeps real positions from seeing padding and the cuDNN flash kernel can run with
 `is_causal` / sequence lengths instead of a dense mask.
+
+Packed rows (`data/packing.py`: several short histories per row) carry `segment_ids`
+(1, 2, ... per history, 0 = padding) and `positions` restarting at 0 per history;
+`segment_mask` turns them into the block-diagonal (and causal) dense mask, under which
+every real position sees exactly what it would see in its own unpacked row.
+
+The block stack (`transformer_blocks`, `apply_blocks`) is either a Python list of
+`TransformerBlock`s (params `block_0`, `block_1`, ...) or, with `scan=True`, one
+block under `nn.scan` (params stacked on a leading layer axis under `blocks`, compiled
+once whatever the depth); `remat` ("none" | "full" | "dots") recomputes activations in
+the backward pass. `stack_block_params` / `unstack_block_params` convert between the two
+layouts.
 """
 
 from __future__ import annotations
@@ -19,6 +31,13 @@ PAD_ID = 0
 # Logical axis names used by `nn.with_logical_partitioning`; `parallel.py` maps them
 # onto mesh axes.
 VOCAB, EMBED, MLP, HEADS, KV = "vocab", "embed", "mlp", "heads", "kv"
+LAYERS = "layers"  # the leading axis of scanned (stacked) block params; never sharded
+
+# `model.remat`: what the backward pass keeps of a block's activations. "full" keeps
+# only the block inputs (everything else is recomputed); "dots" also keeps the outputs
+# of matmuls without batch dimensions (the projections), recomputing the rest.
+REMAT_POLICIES = {"none": None, "full": None,
+                  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
 
 
 def resolve_attention_impl(requested: str | None, dtype: Dtype, head_dim: int,
@@ -45,6 +64,14 @@ def causal_mask(length: int) -> jax.Array:
 def padding_mask(ids: jax.Array) -> jax.Array:
   """[B, 1, 1, L] bool: keys that are real items."""
   return (ids != PAD_ID)[:, None, None, :]
+
+
+def segment_mask(segment_ids: jax.Array, causal: bool) -> jax.Array:
+  """[B, L] segment ids (0 = padding) -> [B, 1, L, L] bool: query t may attend to key s
+  of the same segment (and s <= t when `causal`). Padding attends to padding, so no row
+  of the mask is empty."""
+  same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]  # [B, 1, L, L]
+  return same & causal_mask(segment_ids.shape[1]) if causal else same
 
 
 def sequence_lengths(ids: jax.Array) -> jax.Array:
@@ -264,3 +291,164 @@ class TransformerBlock(nn.Module):
     h = FeedForward(self.mlp_dim, self.dropout, dtype=self.dtype,
                     param_dtype=self.param_dtype, name="mlp")(norm("ln_mlp")(x), train=train)
     return x + drop(h)
+
+
+# ---- The block stack: unrolled or scanned ------------------------------------------------
+
+
+def _check_remat(remat: str) -> None:
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f"remat={remat!r}: expected one of {list(REMAT_POLICIES)}")
+
+
+def _run_block(block, x, train, is_causal, kv_lengths, mask):
+  return block(x, train=train, is_causal=is_causal, kv_lengths=kv_lengths, mask=mask)
+
+
+def _remat_run(remat: str):
+  """`_run_block`, under `nn.remat` with the policy of `remat` ("full" | "dots"): the
+  lifted function keeps the block's own param names. `train` and `is_causal` are static."""
+  return nn.remat(_run_block, policy=REMAT_POLICIES[remat], static_argnums=(2, 3))
+
+
+class _ScanLayer(nn.Module):
+  """One `TransformerBlock` as an `nn.scan` body: (x, cache, train, is_causal,
+  kv_lengths, mask, cache_index) -> (x, new cache or None). Positional arguments only
+  (what `nn.scan` / `nn.remat` lift); `train`/`is_causal` are static."""
+
+  num_heads: int
+  mlp_dim: int
+  dropout: float
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  attention_impl: str | None = None
+
+  @nn.compact
+  def __call__(self, x, cache, train, is_causal, kv_lengths, mask, cache_index):
+    block = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
+                             param_dtype=self.param_dtype, attention_impl=self.attention_impl,
+                             name="block")
+    if cache is None:
+      return block(x, train=train, is_causal=is_causal, kv_lengths=kv_lengths, mask=mask), None
+    return block(x, train=train, cache=cache, cache_index=cache_index)
+
+
+class ScannedBlocks(nn.Module):
+  """`num_blocks` TransformerBlocks as one `nn.scan` over a stacked layer axis.
+
+  Params: `layers/block/...` (the names of one `TransformerBlock`) with a leading
+  [num_blocks] axis (logical axis `LAYERS`, never
+  sharded). Decoding caches are stacked on axis 1 ([B, num_blocks, S, N, H]) so every
+  cache leaf still leads with the batch axis (what beam reordering expects).
+  """
+
+  num_blocks: int
+  num_heads: int
+  mlp_dim: int
+  dropout: float
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  attention_impl: str | None = None
+  remat: str = "none"
+
+  def setup(self):
+    _check_remat(self.remat)
+    body = _ScanLayer
+    if self.remat != "none":
+      # static_argnums count `self` as 0: train (3) and is_causal (4) are Python bools.
+      body = nn.remat(_ScanLayer, policy=REMAT_POLICIES[self.remat], prevent_cse=False,
+                      static_argnums=(3, 4))
+    scan = nn.scan(body, variable_axes={"params": 0},
+                   split_rngs={"params": True, "dropout": True},
+                   in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast,
+                            nn.broadcast),
+                   out_axes=1, length=self.num_blocks,
+                   metadata_params={nn.PARTITION_NAME: LAYERS})
+    self.layers = scan(self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
+                       param_dtype=self.param_dtype, attention_impl=self.attention_impl)
+
+  def __call__(self, x: jax.Array, *, train: bool, is_causal: bool = False,
+               kv_lengths: jax.Array | None = None, mask: jax.Array | None = None,
+               cache: dict | None = None, cache_index: jax.Array | None = None):
+    """As `TransformerBlock.__call__` for the whole stack: -> [B, L, D], or with a
+    stacked `cache` -> ([B, T, D], new stacked cache)."""
+    x, new_cache = self.layers(x, cache, train, is_causal, kv_lengths, mask, cache_index)
+    return x if cache is None else (x, new_cache)
+
+
+def transformer_blocks(num_blocks: int, num_heads: int, mlp_dim: int, dropout: float, *,
+                       dtype: Dtype = jnp.float32, attention_impl: str | None = None,
+                       scan: bool = False, remat: str = "none"):
+  """The block stack of a model, for its `setup`: a list of `block_{i}` blocks, or
+  (`scan`) one `ScannedBlocks` named `blocks`. Run it with `apply_blocks`."""
+  _check_remat(remat)
+  if scan:
+    return ScannedBlocks(num_blocks, num_heads, mlp_dim, dropout, dtype=dtype,
+                         attention_impl=attention_impl, remat=remat, name="blocks")
+  return [TransformerBlock(num_heads, mlp_dim, dropout, dtype=dtype,
+                           attention_impl=attention_impl, name=f"block_{i}")
+          for i in range(num_blocks)]
+
+
+def apply_blocks(blocks, x: jax.Array, *, train: bool, remat: str = "none",
+                 is_causal: bool = False, kv_lengths: jax.Array | None = None,
+                 mask: jax.Array | None = None) -> jax.Array:
+  """Runs a `transformer_blocks` stack (no cache): [B, L, D] -> [B, L, D]. `remat`
+  applies to an unrolled stack (a scanned one carries its own)."""
+  if isinstance(blocks, ScannedBlocks):
+    return blocks(x, train=train, is_causal=is_causal, kv_lengths=kv_lengths, mask=mask)
+  _check_remat(remat)
+  run = _run_block if remat == "none" else _remat_run(remat)
+  for block in blocks:
+    x = run(block, x, train, is_causal, kv_lengths, mask)
+  return x
+
+
+def empty_block_caches(blocks, batch: int, length: int, num_heads: int, features: int,
+                       dtype: Dtype = jnp.float32):
+  """Empty self-attention caches for a stack: a list of {"self": {k, v}} per block, or
+  (scanned) one {"self": {k, v}} of [B, num_blocks, S, N, H]."""
+  if isinstance(blocks, ScannedBlocks):
+    one = attention_cache(batch, length, num_heads, features, dtype)
+    stacked = jax.tree.map(lambda a: jnp.repeat(a[:, None], blocks.num_blocks, axis=1), one)
+    return {"self": stacked}
+  return [{"self": attention_cache(batch, length, num_heads, features, dtype)}
+          for _ in blocks]
+
+
+def decode_blocks(blocks, x: jax.Array, caches, cache_index: jax.Array):
+  """Runs a stack over cached self-attention (`empty_block_caches` layout).
+  -> (x [B, T, D], new caches in the same layout)."""
+  if isinstance(blocks, ScannedBlocks):
+    return blocks(x, train=False, cache=caches, cache_index=cache_index)
+  new = []
+  for block, cache in zip(blocks, caches):
+    x, cache = block(x, train=False, cache=cache, cache_index=cache_index)
+    new.append(cache)
+  return x, new
+
+
+def stack_block_params(params: dict, num_blocks: int, prefix: str = "block_") -> dict:
+  """Unrolled params (`block_0` ... `block_{n-1}`) -> the scanned layout
+  (`blocks/layers/block`,
+  every leaf stacked on a new leading axis). Works on gradients and boxed params too
+  (boxed leaves are unboxed). Other entries are kept."""
+  params = nn.meta.unbox(params)
+  names = [f"{prefix}{i}" for i in range(num_blocks)]
+  missing = [n for n in names if n not in params]
+  if missing:
+    raise KeyError(f"no {missing} in params (keys {sorted(params)})")
+  out = {k: v for k, v in params.items() if k not in names}
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[params[n] for n in names])
+  out["blocks"] = {"layers": {"block": stacked}}
+  return out
+
+
+def unstack_block_params(params: dict, prefix: str = "block_") -> dict:
+  """The inverse of `stack_block_params`: `blocks/layers/block` -> `block_0` ... ."""
+  params = dict(nn.meta.unbox(params))
+  stacked = params.pop("blocks")["layers"]["block"]
+  n = jax.tree.leaves(stacked)[0].shape[0]
+  for i in range(n):
+    params[f"{prefix}{i}"] = jax.tree.map(lambda a, i=i: a[i], stacked)
+  return params

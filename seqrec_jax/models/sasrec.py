@@ -6,6 +6,9 @@ the last real item, `item_table() -> [V, D]` (row i scores item i; row 0 is padd
 Generation interface (`infer/generate.py`): `prefill(history, steps)` runs the causal
 stack once and returns the first state and a KV cache; `decode_step(tokens, cache)`
 appends one item per row; `prefix_state` recomputes the same state without a cache.
+
+Training also takes packed rows (`segment_ids`, `positions`: `data/packing.py`), and
+the blocks may run under `nn.scan` (`scan_layers`) with rematerialisation (`remat`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from seqrec_jax.models.registry import register_model
 
 
 @register_model("sasrec", tasks=("causal",),
-                options={"input_in_state": True, "output_bias": False})
+                options={"input_in_state": True, "output_bias": False, "scan_layers": False,
+                         "remat": "none"})
 class SASRec(SequenceModel):
+  supports_packing = True  # __call__ takes segment_ids / positions (train.packing)
   # False: the user state is the final norm of what the blocks added to the residual
   # stream, without the last item's own embedding (see `_output_state`).
   input_in_state: bool = True
@@ -29,29 +34,44 @@ class SASRec(SequenceModel):
   # layer). Kept inside the shared scoring interface by appending a constant 1 to every
   # state and the bias as an extra column of the table: scores stay `state @ table.T`.
   output_bias: bool = False
+  # True: the blocks run as one nn.scan over stacked params (compiled once whatever the
+  # depth; params under `blocks/` with a leading layer axis, not `block_0`, `block_1`,
+  # ...: convert with models.layers.stack_block_params).
+  scan_layers: bool = False
+  # Activation rematerialisation of each block in the backward pass: none | full
+  # (recompute everything) | dots (keep the matmul outputs, recompute the rest).
+  remat: str = "none"
 
   def setup(self):
     self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, dtype=self.dtype)
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)
-    self.blocks = [
-        layers.TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
-                                attention_impl=self.attention_impl, name=f"block_{i}")
-        for i in range(self.num_blocks)]
+    self.blocks = layers.transformer_blocks(
+        self.num_blocks, self.num_heads, self.mlp_dim, self.dropout, dtype=self.dtype,
+        attention_impl=self.attention_impl, scan=self.scan_layers, remat=self.remat)
     self.final_norm = nn.LayerNorm(dtype=self.dtype)
     if self.output_bias:
       self.item_bias = self.param(
           "item_bias", nn.with_logical_partitioning(nn.initializers.zeros, (None,)),
           (self.num_items + 1,))  # replicated: V floats, and V need not divide a mesh axis
 
-  def __call__(self, ids: jax.Array, train: bool = False) -> jax.Array:
-    """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D]."""
+  def __call__(self, ids: jax.Array, train: bool = False, segment_ids: jax.Array | None = None,
+               positions: jax.Array | None = None) -> jax.Array:
+    """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D].
+
+    Packed rows: `segment_ids` [B, L] (1, 2, ... per history, 0 = padding) restrict
+    attention to earlier positions of the same history, `positions` [B, L] (restarting
+    at 0 per history) index the position embedding; each history's states are then
+    those of its own unpacked row."""
     x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
-    x = self.emb_drop(self.positions(x), deterministic=not train)
+    x = self.emb_drop(self.positions(x, positions), deterministic=not train)
     x = x * (ids != layers.PAD_ID)[..., None].astype(x.dtype)
     x0 = x
-    for block in self.blocks:
-      x = block(x, train=train, is_causal=True)
+    if segment_ids is None:
+      x = layers.apply_blocks(self.blocks, x, train=train, remat=self.remat, is_causal=True)
+    else:
+      x = layers.apply_blocks(self.blocks, x, train=train, remat=self.remat,
+                              mask=layers.segment_mask(segment_ids, causal=True))
     return self._output_state(x, x0)
 
   def _output_state(self, x: jax.Array, x0: jax.Array) -> jax.Array:
@@ -104,12 +124,9 @@ class SASRec(SequenceModel):
     batch = ids.shape[0]
     x = x0 = self._embed(ids)  # [B, L, D]
     start = jnp.zeros((batch,), jnp.int32)
-    caches = []
-    for block in self.blocks:
-      empty = layers.attention_cache(batch, self.max_len, self.num_heads, self.embed_dim,
-                                     self.dtype)
-      x, cache = block(x, train=False, cache={"self": empty}, cache_index=start)
-      caches.append(cache)
+    empty = layers.empty_block_caches(self.blocks, batch, self.max_len, self.num_heads,
+                                      self.embed_dim, self.dtype)
+    x, caches = layers.decode_blocks(self.blocks, x, empty, start)
     x = self._output_state(x, x0)  # [B, L, D]
     lengths = layers.sequence_lengths(ids)
     last = jnp.maximum(lengths - 1, 0)
@@ -120,10 +137,7 @@ class SASRec(SequenceModel):
     """Appends `tokens` [B] at `cache["index"]`; -> (state after them [B, D], cache)."""
     pos = cache["index"]  # [B]
     x = x0 = self._embed(tokens[:, None], pos[:, None])  # [B, 1, D]
-    new = []
-    for block, c in zip(self.blocks, cache["layers"]):
-      x, c = block(x, train=False, cache=c, cache_index=pos)
-      new.append(c)
+    x, new = layers.decode_blocks(self.blocks, x, cache["layers"], pos)
     return self._output_state(x, x0)[:, 0], {"index": pos + 1, "layers": new}
 
   def prefix_state(self, history: jax.Array, generated: jax.Array, count: jax.Array,

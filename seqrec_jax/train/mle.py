@@ -25,10 +25,11 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
   s = setup_lib.build_setup(cfg, split, mesh)
   chunk = None
   if cfg.train.input == "device":  # whole dataset + every epoch's order uploaded once
+    packed = s.task.source if hasattr(s.task.source, "template") else None  # train.packing
     data = device_data.build_causal_data(
         split, s.task.source.users, max_len=cfg.model.max_len, batch_size=cfg.train.batch_size,
         num_steps=s.total_steps, seed=cfg.seed, crop=cfg.task.crop, mesh=mesh,
-        process_count=jax.process_count())
+        process_count=jax.process_count(), packed=packed)
     train_chunk = steps.TrainSteps(s.task.loss_fn, s.tx, s.state_sh, mesh,
                                    device_data.causal_batch)
     chunk = lambda state, n: train_chunk(state, data, n)

@@ -25,31 +25,67 @@ def loss_denominator(batch: dict) -> jax.Array | None:
   return batch["loss_norm"].sum() if "loss_norm" in batch else None
 
 
+PACKING_KEYS = ("segment_ids", "positions")  # packed rows (data/packing.py)
+
+
+def model_inputs(batch: dict) -> dict:
+  """The optional model arguments a batch carries: `segment_ids` / `positions` [B, L]
+  of packed rows (several histories per row), else nothing."""
+  return {k: batch[k] for k in PACKING_KEYS if k in batch}
+
+
+def gather_positions(module: nn.Module, ids: jax.Array, positions: jax.Array,
+                     **kwargs) -> jax.Array:
+  """States at `positions` [B, P] only -> [B, P, D]: picked inside the model before its
+  output head when it takes `gather` (`gathers_positions = True`: BERT4Rec), else
+  picked from every state."""
+  if getattr(module, "gathers_positions", False):
+    return module(ids, train=True, gather=positions, **kwargs)
+  hidden = module(ids, train=True, **kwargs)  # [B, L, D]
+  return jax.numpy.take_along_axis(hidden, positions[..., None], axis=1)
+
+
 def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True,
                 stats: losses.LossStats | None = None) -> LossFn:
   """Next-item prediction at every position (SASRec). `prefix_seen`: the inputs before
   each position are what the user has seen there (for `loss.seen_margin`); `stats`:
-  training statistics for the samplers of sampled losses."""
+  training statistics for the samplers of sampled losses.
+
+  Packed batches (`segment_ids`, `positions`) pass through to the model; the loss is
+  still the mean over the batch's real targets, so a packed batch holding the same
+  histories as an unpacked one has the same loss and gradients. A batch with
+  `masked_positions` (cloze with `task.max_predictions`) scores only those positions:
+  `masked_targets` / `masked_weights` [B, P] replace targets / weights."""
 
   def loss_fn(params, batch, rng):
     dropout_rng, loss_rng = jax.random.split(rng)
+    extra = model_inputs(batch)
+    gathered = "masked_positions" in batch
 
     def forward(module, ids):
-      return module(ids, train=True), module.item_table()
+      if gathered:
+        hidden = gather_positions(module, ids, batch["masked_positions"], **extra)
+      else:
+        hidden = module(ids, train=True, **extra)
+      return hidden, module.item_table()
 
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
-                                rngs={"dropout": dropout_rng})  # [B, L, D], [V, D]
-    loss = losses.next_item_loss(hidden, table, batch["targets"], batch["weights"], loss_rng,
-                                 loss_cfg, loss_denominator(batch),
-                                 batch["inputs"] if prefix_seen else None, stats)
-    return loss, {"targets": batch["weights"].sum()}
+                                rngs={"dropout": dropout_rng})  # [B, L or P, D], [V, D]
+    targets, weights = ((batch["masked_targets"], batch["masked_weights"]) if gathered
+                        else (batch["targets"], batch["weights"]))
+    seen = batch["inputs"] if prefix_seen and not gathered else None
+    loss = losses.next_item_loss(hidden, table, targets, weights, loss_rng, loss_cfg,
+                                 loss_denominator(batch), seen, stats)
+    return loss, {"targets": weights.sum()}
 
   return loss_fn
 
 
 def cloze_loss(model: nn.Module, loss_cfg, stats: losses.LossStats | None = None) -> LossFn:
   """BERT4Rec: predict the original items at the masked positions. The batch has the
-  same layout as the causal task (inputs with masks applied, targets, weights)."""
+  same layout as the causal task (inputs with masks applied, targets, weights), plus
+  `masked_positions` / `masked_targets` / `masked_weights` [B, P] with
+  `task.max_predictions` (then only those P positions reach the output layer)."""
   return causal_loss(model, loss_cfg, prefix_seen=False, stats=stats)
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from seqrec_jax import config as config_lib
 from seqrec_jax import losses, samplers
-from seqrec_jax.data import pipeline
+from seqrec_jax.data import packing, pipeline
 from seqrec_jax.data.dataset import LeaveOneOut
 from seqrec_jax.registry import Registry
 from seqrec_jax.train import objectives
@@ -26,7 +26,7 @@ TASKS: Registry = Registry("task")
 
 @dataclasses.dataclass
 class Task:
-  source: pipeline.TrainSequences
+  source: pipeline.TrainSequences | packing.PackedSequences  # packed with train.packing
   example_fn: Callable
   loss_fn: objectives.LossFn
 
@@ -46,22 +46,33 @@ def _cover(cfg) -> int:
   return cfg.model.max_len if cfg.task.windows == "cover" else 0
 
 
+def _source(cfg, split: LeaveOneOut, example_fn):
+  """The training sequences; with `train.packing`, seen as packed rows of max_len
+  (several short histories per row, `data/packing.py`)."""
+  source = pipeline.TrainSequences(split, cover_window=_cover(cfg))
+  if not cfg.train.get("packing", False):
+    return source
+  return packing.PackedSequences(source, example_fn.window_lengths(source.lengths),
+                                 cfg.model.max_len)
+
+
 @TASKS.register("causal")
 def causal_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
   """Next-item prediction at every position (SASRec, GRU4Rec, HSTU)."""
-  return Task(source=pipeline.TrainSequences(split, cover_window=_cover(cfg)),
-              example_fn=pipeline.CausalExample(cfg.model.max_len, cfg.task.crop),
+  example_fn = pipeline.CausalExample(cfg.model.max_len, cfg.task.crop)
+  return Task(source=_source(cfg, split, example_fn), example_fn=example_fn,
               loss_fn=objectives.causal_loss(model, cfg.loss, stats=loss_stats(cfg, split)))
 
 
 @TASKS.register("cloze")
 def cloze_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
-  """Masked-item prediction (BERT4Rec); the mask token is item `num_items + 1`."""
-  return Task(source=pipeline.TrainSequences(split, cover_window=_cover(cfg)),
-              example_fn=pipeline.ClozeExample(
-                  cfg.model.max_len, mask_id=split.data.num_items + 1,
-                  mask_prob=cfg.task.mask_prob, mask_last_prob=cfg.task.mask_last_prob,
-                  crop=cfg.task.crop),
+  """Masked-item prediction (BERT4Rec); the mask token is item `num_items + 1`. With
+  `task.max_predictions` only that many masked positions per row reach the output layer."""
+  example_fn = pipeline.ClozeExample(
+      cfg.model.max_len, mask_id=split.data.num_items + 1, mask_prob=cfg.task.mask_prob,
+      mask_last_prob=cfg.task.mask_last_prob, crop=cfg.task.crop,
+      max_predictions=cfg.task.get("max_predictions", 0))
+  return Task(source=_source(cfg, split, example_fn), example_fn=example_fn,
               loss_fn=objectives.cloze_loss(model, cfg.loss, loss_stats(cfg, split)))
 
 
