@@ -100,10 +100,11 @@ RULES: dict[str, Rule] = {
     "model.num_heads": POS, "model.mlp_dim": POS, "model.dropout": RATE,
     "model.emb_dropout": RATE, "model.dtype": REG, "model.attention_impl": REG,
     "model.input_in_state": ANY, "model.output_bias": ANY, "model.decoder_blocks": NONNEG,
+    "model.scan_layers": ANY, "model.remat": REG,
     # task
     "task.name": REG, "task.crop": REG, "task.windows": REG,
     "task.mask_prob": Rule(lo=0, hi=1, open_lo=True, open_hi=True), "task.mask_last_prob": PROB,
-    "task.future_k": POS,
+    "task.future_k": POS, "task.max_predictions": NONNEG,
     # loss
     "loss.name": REG, "loss.vocab_chunk": NONNEG, "loss.num_negatives": POS,
     "loss.sampler": REG, "loss.seen_margin": NONNEG, "loss.share_negatives": REG,
@@ -118,6 +119,7 @@ RULES: dict[str, Rule] = {
     "train.checkpoint_every_epochs": POS, "train.max_to_keep": POS,
     "train.checkpoint_every_secs": NONNEG, "train.max_steps_this_run": NONNEG,
     "train.input": REG, "train.steps_per_dispatch": POS, "train.length_grouping": NONNEG,
+    "train.packing": ANY,
     # eval
     "eval.ks": Rule(each=POS, each_type=int, nonempty=True), "eval.batch_size": POS,
     "eval.exclude_seen": ANY, "eval.select_metric": Rule(nonempty=True),
@@ -149,7 +151,8 @@ def _named_choices(name: str, key: str) -> tuple:
   # pylint: disable=import-outside-toplevel (the registries import heavier modules)
   if name == "registry":
     from seqrec_jax import config as config_lib
-    return tuple(config_lib.choices()[key])
+    found = config_lib.choices().get(key)
+    return None if found is None else tuple(found)
   if name == "formats":
     from seqrec_jax.data.sources import SOURCES
     return ("synthetic",) + tuple(sorted(SOURCES))
@@ -227,7 +230,7 @@ def check_value(key: str, value: Any, default: Any) -> None:
   if rule.choices is not None:
     allowed = (_named_choices(rule.choices, key) if isinstance(rule.choices, str)
                else rule.choices)
-    if value not in allowed:
+    if allowed is not None and value not in allowed:
       close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
       hint = f"; did you mean {close[0]!r}?" if close else ""
       raise ValueError(f"{where}: expected one of {list(allowed)}{hint}")

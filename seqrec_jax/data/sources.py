@@ -48,9 +48,7 @@ _ML_CSV_HEADER = ["userId", "movieId", "rating", "timestamp"]
 
 def read_movielens_csv(path: str, *, on_error: str = "raise") -> Interactions:
   """ml-20m / ml-latest `ratings.csv` with header `userId,movieId,rating,timestamp`."""
-  data = read_bytes(path)
-  data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data  # UTF-8 byte-order mark
-  (header,), body = strip_header(data, 1)
+  (header,), body = strip_header(read_bytes(path), 1)  # (read_bytes drops a UTF-8 BOM)
   names = [h.strip().decode("latin-1") for h in header.split(b",")]
   if names != _ML_CSV_HEADER:
     raise DataFormatError(path, 1, f"expected header {','.join(_ML_CSV_HEADER)!r}: "
