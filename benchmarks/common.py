@@ -1,13 +1,28 @@
-"""Shared by the benchmark scripts: build our SASRec trainer on the device-resident
-path, time it, count its FLOPs (analytic and XLA) and memory, and look up peak FLOP/s.
+"""Shared by the benchmark scripts: configs from the command line (the same flags as
+`python -m seqrec_jax.train`), results files that record the code revision and the
+machine, and the device-path trainer the throughput scripts time (FLOPs, memory, peak
+FLOP/s).
 
 Not a library module: the scripts in benchmarks/ import it as `common` (they put the
 repository root and this folder on sys.path).
+
+Configs from the command line -- one mechanism, ml_collections' own:
+  * `define_config(default)`: `--config=path[:variant]` plus `--config.a.b=v`
+    (`config_flags.DEFINE_config_file`, locked), exactly as `python -m seqrec_jax.train`;
+    `config_from_flags(holder, defaults)` reads it, `defaults` filling only the keys the
+    command line did not set.
+  * `define_overrides(name)`: `--<name>.a.b=v` only, for scripts that build several
+    presets (quality_table, multistep, gan_compare): `config_flags.DEFINE_config_dict`
+    over `base_config()` (locked), so every value is parsed with its field's type and an
+    unknown key fails by name, as with --config. `overrides(holder)` is the parsed flat
+    dict (`config_flags.get_override_values`), `with_overrides(cfg, flat)` applies it to
+    a preset (`ConfigDict.update_from_flattened_dict`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -21,19 +36,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
+CONFIGS = REPO / "configs"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 from seqrec_jax import config as config_lib  # noqa: E402
-from seqrec_jax import models, parallel  # noqa: E402
+from seqrec_jax import config_schema, models, presets  # noqa: E402
 from seqrec_jax.data import device_data  # noqa: E402
 from seqrec_jax.data.dataset import LeaveOneOut, SequenceDataset, leave_one_out  # noqa: E402
-from seqrec_jax.data.load import load_dataset  # noqa: E402
 from seqrec_jax.models.layers import resolve_attention_impl  # noqa: E402
-from seqrec_jax.train import steps  # noqa: E402
+from seqrec_jax.train import engine, steps  # noqa: E402
 from seqrec_jax.train.setup import build_setup  # noqa: E402  (also used by the scripts)
 from seqrec_jax.train.state import TrainState  # noqa: E402
 
@@ -46,21 +63,164 @@ PEAK_TFLOPS = (
     ("TPU v4", 275.0),
 )
 
+# The device-resident input path (what the throughput rows and time to quality train on).
+DEVICE_PATH = {"train.input": "device",
+               "train.length_grouping": 0}  # a Grain-path option: the device path has one shape
+
+
+# ---- Configs from the command line ------------------------------------------------------------
+
+
+def define_config(default: str | None, help_string: str = "") -> flags.FlagHolder:
+  """`--config=path[:variant]` and `--config.a.b=v`, as `python -m seqrec_jax.train`
+  (scripts run through `cli.run`, which reports an unknown key in one line)."""
+  try:  # without --config on the command line the default is loaded (and overridden) here
+    return config_flags.DEFINE_config_file(
+        "config", default, help_string or "Config file (configs/*.py[:variant]); override any "
+        "field with --config.a.b=v.", lock_config=True)
+  except (KeyError, AttributeError) as e:  # what ml_collections raises for an unknown key
+    _unknown_override("config", e)
+
+
+def define_overrides(name: str = "config", help_string: str = "") -> flags.FlagHolder:
+  """`--<name>.a.b=v` overrides alone, parsed by ml_collections against `base_config()`.
+
+  ml_collections looks the keys up as the flag is defined (the config is inline), so an
+  unknown key stops the script here, with the one line `cli.run` prints for --config."""
+  try:
+    return config_flags.DEFINE_config_dict(
+        name, config_lib.base_config(), help_string or f"--{name}.a.b=v overrides any config "
+        "field of every preset the script builds (`--{name}=...` itself is not accepted).",
+        lock_config=True)
+  except (KeyError, AttributeError) as e:  # what ml_collections raises for an unknown key
+    _unknown_override(name, e)
+
+
+def _unknown_override(name: str, error: Exception) -> None:
+  known = config_schema.leaves(config_lib.base_config())
+  sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
+  given = [a[len(name) + 3:].split("=", 1)[0] for a in sys.argv[1:]
+           if a.startswith(f"--{name}.")]
+  bad = [k for k in given if k not in known and k not in sections
+         and not k.startswith("data.synthetic.")]
+  if not bad or os.environ.get("SEQREC_TRACEBACK"):
+    raise error
+  where = "" if name == "config" else f"--{name}.{bad[0]}: "
+  print(f"error: {where}{config_schema.unknown_key_message(bad[0])}", file=sys.stderr)
+  sys.exit(2)
+
+
+def overrides(holder: flags.FlagHolder) -> dict:
+  """The parsed `--<name>.a.b=v` values of a config flag: {"a.b": value}, in order."""
+  return dict(config_flags.get_override_values(flags.FLAGS[holder.name]))
+
+
+def with_overrides(cfg: ml_collections.ConfigDict, flat: dict) -> ml_collections.ConfigDict:
+  """A copy of `cfg` with the flat overrides applied (unknown keys raise, by name)."""
+  out = ml_collections.ConfigDict(cfg.to_dict())
+  out.update_from_flattened_dict(flat)
+  return out
+
+
+def config_from_flags(holder: flags.FlagHolder, defaults: dict | None = None
+                      ) -> ml_collections.ConfigDict:
+  """The parsed `--config` (a copy), `defaults` ({"a.b": v}) filling the keys that no
+  `--config.a.b` sets: the file's value < the script's default < the command line."""
+  given = overrides(holder)
+  return with_overrides(holder.value, {k: v for k, v in (defaults or {}).items()
+                                       if k not in given})
+
+
+def config_name(holder: flags.FlagHolder) -> str:
+  """What `--config` named (path[:variant])."""
+  return config_flags.get_config_filename(flags.FLAGS[holder.name])
+
+
+def preset_config(model: str, dataset: str, variant: str = "") -> ml_collections.ConfigDict:
+  """The standard config of `model` on `dataset`: configs/<model>_<dataset>.py (its
+  `get_config(variant)`), or on "synthetic" configs/default.py (the built-in synthetic
+  data) with `model.name` swapped and the model's own task (`task.name="auto"`)."""
+  if dataset == "synthetic":
+    cfg = presets.default(variant)
+    cfg.model.name, cfg.task.name = model, "auto"
+    return cfg
+  return importlib.import_module(f"configs.{model}_{dataset}").get_config(variant)
+
+
+# ---- Results files: the code revision and the machine ---------------------------------------
+
+UNKNOWN_GIT = "unknown (made before revisions were recorded)"
+
+
+def git_revision() -> str:
+  """This work tree's revision (`engine.git_revision()`: short hash, "+dirty" with changes)."""
+  return engine.git_revision() or "unknown (not a git checkout)"
+
+
+def run_git(report: dict | None) -> str:
+  """The revision a run's final.json was made with (its own "git")."""
+  return (report or {}).get("git") or UNKNOWN_GIT
+
 
 def machine() -> dict:
   dev = jax.devices()[0]
   return {"backend": jax.default_backend(), "device_kind": dev.device_kind,
           "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
           "host": platform.node(), "jax": jax.__version__, "python": platform.python_version(),
-          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git": _git_rev()}
+          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _git_rev() -> str:
-  try:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, timeout=10).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return ""
+def results_meta(**extra) -> dict:
+  """What every results file starts with: revision, machine, command."""
+  return {"git": git_revision(), "machine": machine(),
+          "command": " ".join(["python"] + sys.argv), **extra}
+
+
+def describe(meta: dict) -> str:
+  """The markdown line of a results file's `results_meta`."""
+  m = meta["machine"]
+  return (f"Code revision `{meta['git']}`; machine: {m['backend']} ({m['device_kind']} "
+          f"x{m['device_count']}), {m['cpu_count']} CPUs, jax {m['jax']}, {m['time']}. "
+          f"Command: `{meta['command']}`")
+
+
+def write_results(stem: str | os.PathLike, data: dict, markdown: str | None = None) -> None:
+  """`<stem>.json` (and `<stem>.md`); `data` must carry "git" and "machine"."""
+  missing = [k for k in ("git", "machine") if k not in data]
+  if missing:
+    raise ValueError(f"results for {stem} lack {missing}")
+  os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+  with open(f"{stem}.json", "w") as f:
+    json.dump(data, f, indent=2, default=float)
+  if markdown is not None:
+    with open(f"{stem}.md", "w") as f:
+      f.write(markdown)
+
+
+def read_final(workdir: str) -> dict | None:
+  """A finished run's final.json (None while it has not finished)."""
+  path = os.path.join(workdir, "final.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """A run's metrics.jsonl records (a line cut by a kill is skipped)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  out = []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        try:
+          out.append(json.loads(line))
+        except json.JSONDecodeError:
+          pass
+  return out
+
+
+# ---- The device-path trainer the throughput scripts time --------------------------------------
 
 
 def peak_flops(override_tflops: float = 0.0) -> tuple[float, str]:
@@ -114,20 +274,9 @@ def sasrec_config(dim: int = 64, blocks: int = 2, length: int = 200, batch: int 
   return cfg
 
 
-def ml1m_config(**overrides) -> ml_collections.ConfigDict:
-  """configs/sasrec_ml1m.py with the device path (and any `section.field` overrides)."""
-  from configs import sasrec_ml1m  # pylint: disable=import-outside-toplevel
-  cfg = sasrec_ml1m.get_config()
-  cfg.train.input = "device"
-  cfg.train.length_grouping = 0  # a Grain-path option; the device path has one batch shape
-  for key, value in overrides.items():
-    section, field = key.split(".")
-    cfg[section][field] = value
-  return cfg
-
-
 def load_split(cfg) -> LeaveOneOut:
-  return leave_one_out(load_dataset(cfg.data), cfg.data.leave_last_k)
+  """The config's dataset and leave-one-out split, as the engine loads them."""
+  return engine.load_split(cfg)[1]
 
 
 def synthetic_split(num_users: int, num_items: int, length: int, seed: int = 0) -> LeaveOneOut:
@@ -143,7 +292,9 @@ def synthetic_split(num_users: int, num_items: int, length: int, seed: int = 0) 
 
 @dataclasses.dataclass
 class Trainer:
-  """Our training setup on the device path, the same pieces `train/loop.py` uses."""
+  """Our training setup on the device path: the pieces the "mle" objective builds
+  (`train/mle.py`: `build_setup`, device data, `steps.TrainSteps`), kept apart so one
+  dispatch can be lowered, compiled and timed alone."""
 
   cfg: Any
   split: LeaveOneOut

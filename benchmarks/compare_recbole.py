@@ -1,13 +1,14 @@
 """Side by side: RecBole 1.2.1's SASRec vs ours, training targets/s on the same data
 and sizes, in one invocation.
 
-Both train on the ML-1M subset (users 1-2999, ../shared/data) read by our loader; it
-is written as RecBole atomic files (`ml1m.inter`: user_id:token, item_id:token,
+Both train on the data of `--config` (default configs/sasrec_ml1m.py: the ML-1M subset,
+users 1-2999, ../shared/data; `--config.a.b=v` overrides as for `python -m
+seqrec_jax.train`) read by our loader; it is written as RecBole atomic files (`ml1m.inter`: user_id:token, item_id:token,
 rating:float, timestamp:float; see common.write_recbole_atomic) so both see the same
 sequences. Split: leave-one-out (RecBole `eval_args: split: {'LS': 'valid_and_test'},
-order: TO, mode: full`). Model: d=64, 2 blocks, 1 head, inner 256, dropout 0.2,
-max length 200, full-softmax CE (RecBole `loss_type: CE`, `train_neg_sample_args:
-None`), batch 128, Adam lr 1e-3.
+order: TO, mode: full`). Model: the config's sizes (sasrec_ml1m: d=64, 2 blocks, 1
+head, inner 256, dropout 0.2, max length 200), full-softmax CE (RecBole `loss_type: CE`,
+`train_neg_sample_args: None`); RecBole trains with batch 128, Adam lr 1e-3.
 
 Training targets: RecBole's SASRec trains one target per sample (the next item after
 each prefix); ours trains every position of each window that has a real next item
@@ -25,12 +26,11 @@ recbole_worker.py adds the NumPy 2 aliases RecBole 1.2.1 needs and switches auto
 anomaly detection off (RecBole switches it on at import, and it slows it severalfold).
 
   python benchmarks/compare_recbole.py --recbole_python=/tmp/recbole-venv/bin/python
+  python benchmarks/compare_recbole.py --config.model.max_len=50 --config.model.dtype=bfloat16
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -40,10 +40,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import jax  # noqa: E402
+from absl import flags  # noqa: E402
+
+from seqrec_jax import cli  # noqa: E402
+
+_CONFIG = common.define_config(str(common.CONFIGS / "sasrec_ml1m.py"))
+flags.DEFINE_string("recbole_python", "/tmp/recbole-venv/bin/python", "")
+flags.DEFINE_integer("batches", 100, "RecBole: timed batches")
+flags.DEFINE_integer("warmup", 10, "RecBole: untimed batches first")
+flags.DEFINE_integer("steps_per_dispatch", 23, "ours (23 = one ML-1M epoch at batch 128)")
+flags.DEFINE_integer("dispatches", 1, "ours: timed dispatches")
+flags.DEFINE_enum("repeat_ours", "on", ["on", "off"],
+                  "measure ours before and after RecBole (load drift on a shared box)")
+flags.DEFINE_float("timeout", 1200.0, "RecBole subprocess limit (s)")
+flags.DEFINE_string("out", str(common.RESULTS), "results folder")
+flags.DEFINE_string("tag", "", "file name suffix (default: backend)")
 
 
-def ours(args, split) -> dict:
-  cfg = common.ml1m_config(**{"model.dtype": args.dtype, "model.max_len": args.max_len})
+def ours(args, cfg, split) -> dict:
   spd = args.steps_per_dispatch
   tr = common.build_trainer(cfg, split, num_steps=spd * (args.dispatches + 1))
   r = common.measure(tr, spd, args.dispatches)
@@ -55,34 +69,23 @@ def ours(args, split) -> dict:
   return r
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--recbole_python", default="/tmp/recbole-venv/bin/python")
-  p.add_argument("--batches", type=int, default=100, help="RecBole: timed batches")
-  p.add_argument("--warmup", type=int, default=10, help="RecBole: untimed batches first")
-  p.add_argument("--steps_per_dispatch", type=int, default=23, help="ours (23 = one ML-1M epoch)")
-  p.add_argument("--dispatches", type=int, default=1, help="ours: timed dispatches")
-  p.add_argument("--dtype", default="float32")
-  p.add_argument("--max_len", type=int, default=200)
-  p.add_argument("--repeat_ours", choices=["on", "off"], default="on",
-                 help="measure ours before and after RecBole (load drift on a shared box)")
-  p.add_argument("--timeout", type=float, default=1200.0, help="RecBole subprocess limit (s)")
-  p.add_argument("--out", default=str(common.RESULTS))
-  p.add_argument("--tag", default="", help="file name suffix (default: backend)")
-  args = p.parse_args()
+def main(argv) -> None:
+  del argv
+  args = flags.FLAGS
   start = time.time()
-  cfg = common.ml1m_config(**{"model.max_len": args.max_len})
+  cfg = common.config_from_flags(_CONFIG, common.DEVICE_PATH)
   split = common.load_split(cfg)
   data = split.data
-  print(f"ML-1M subset: {data.num_users} users, {data.num_items} items, {data.items.size} "
+  print(f"{common.config_name(_CONFIG)}: {data.num_users} users, {data.num_items} items, {data.items.size} "
         f"interactions", flush=True)
 
-  runs = [ours(args, split)]
+  runs = [ours(args, cfg, split)]
   folder = common.write_recbole_atomic(data, tempfile.mkdtemp(prefix="recbole_ml1m_"))
+  m = cfg.model
   peer_args = {"mode": "throughput", "data_path": folder, "dataset": "ml1m",
-               "max_len": args.max_len, "dim": 64, "mlp_dim": 256, "blocks": 2, "heads": 1,
-               "dropout": 0.2, "batch_size": 128, "lr": 1e-3, "warmup": args.warmup,
-               "batches": args.batches}
+               "max_len": m.max_len, "dim": m.embed_dim, "mlp_dim": m.mlp_dim,
+               "blocks": m.num_blocks, "heads": m.num_heads, "dropout": m.dropout,
+               "batch_size": 128, "lr": 1e-3, "warmup": args.warmup, "batches": args.batches}
   if os.path.exists(args.recbole_python):
     peer = common.run_recbole(args.recbole_python, peer_args, args.timeout)
   else:
@@ -95,15 +98,15 @@ def main() -> None:
           f"{peer['items']} items, {peer['sequence_samples']} prefix samples; anomaly detection "
           f"{peer['anomaly_detection']})", flush=True)
   if args.repeat_ours == "on":
-    runs.append(ours(args, split))
+    runs.append(ours(args, cfg, split))
 
   mean = sum(r["targets_per_s"] for r in runs) / len(runs)
-  result = {"machine": common.machine(), "command": "python " + " ".join(sys.argv),
+  result = {**common.results_meta(config=common.config_name(_CONFIG),
+                                  overrides=common.overrides(_CONFIG)),
             "ours": runs, "ours_targets_per_s": mean, "recbole": peer,
             "seconds": time.time() - start}
   lines = [f"# RecBole 1.2.1 SASRec vs seqrec_jax, {result['machine']['device_kind']} "
-           f"({os.cpu_count()} cores), {result['machine']['time']}", "",
-           f"Command: `{result['command']}`", "",
+           f"({os.cpu_count()} cores)", "", common.describe(result), "",
            "| trainer | targets/s | steps (batches)/s | measured over |", "|---|---|---|---|"]
   for i, r in enumerate(runs):
     lines.append(f"| ours (device path, {r['dtype']}, run {i + 1}) | {r['targets_per_s']:,.0f} "
@@ -122,14 +125,10 @@ def main() -> None:
     print(f"ratio ours/RecBole training targets/s: {ratio:.1f}x", flush=True)
   else:
     lines += ["", f"RecBole did not run: {peer['error'][:500]}"]
-  os.makedirs(args.out, exist_ok=True)
   stem = os.path.join(args.out, f"compare_recbole_{args.tag or jax.default_backend()}")
-  with open(stem + ".json", "w") as f:
-    json.dump(result, f, indent=2, default=float)
-  with open(stem + ".md", "w") as f:
-    f.write("\n".join(lines) + "\n")
+  common.write_results(stem, result, "\n".join(lines) + "\n")
   print(f"wrote {stem}.json/.md ({time.time() - start:.0f}s)")
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

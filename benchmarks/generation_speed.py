@@ -1,8 +1,8 @@
 """Generation speed: users and sequences per second of `infer.generate` (greedy = beam
 width 1, and beam search), for SASRec rolled out and Seq2Seq, after compilation, with
 and without the KV cache. Randomly initialised models (speed does not depend on the
-weights); a batch of users with full history windows. Prints JSON (and writes it to
-benchmarks/results/<tag>.json).
+weights); a batch of users with full history windows. Prints JSON (and writes it, with
+the code revision and machine, to <out>/<tag>.json).
 
   python benchmarks/generation_speed.py            # ML-1M-like shapes on CPU
   python benchmarks/generation_speed.py --items=500 --max_len=20 --batch=8 --repeats=1
@@ -65,6 +65,7 @@ def main():
   parser.add_argument("--no_uncached", action="store_true",
                       help="skip the recompute-the-prefix reference (use_cache=False)")
   parser.add_argument("--tag", default="generation_speed")
+  parser.add_argument("--out", default=str(common.RESULTS), help="results folder")
   args = parser.parse_args()
 
   rng = np.random.default_rng(0)
@@ -84,13 +85,9 @@ def main():
         row = {"model": name, **measure(model, params, history, cfg, args.repeats)}
         print(json.dumps(row), flush=True)
         rows.append(row)
-  out = {"meta": {"machine": common.machine(), "command": " ".join(["python"] + sys.argv),
-                  "items": args.items, "max_len": args.max_len, "dim": args.dim,
-                  "blocks": args.blocks}, "rows": rows}
-  os.makedirs(common.RESULTS, exist_ok=True)
-  path = os.path.join(common.RESULTS, args.tag + ".json")
-  with open(path, "w") as f:
-    json.dump(out, f, indent=2)
+  out = {**common.results_meta(items=args.items, max_len=args.max_len, dim=args.dim,
+                               blocks=args.blocks), "rows": rows}
+  common.write_results(os.path.join(args.out, args.tag), out)
   print(json.dumps(out, indent=2))
 
 

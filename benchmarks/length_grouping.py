@@ -3,15 +3,16 @@
 Batches of similar-length sequences cut to their longest window skip padding instead
 of computing it (`train.length_grouping`, `pipeline.LengthGroupedEpochs`); the result
 is exact per batch. This times whole epochs of the real train step after compiling
-every batch width, and counts the positions computed vs the real targets.
+every batch width, and counts the positions computed vs the real targets. The pieces are
+the engine's own (`build_setup`, `steps.jit_train_step`, `pipeline.train_dataset`); no
+evaluation, selection or checkpointing is involved.
 
   python benchmarks/length_grouping.py --config=configs/sasrec_ml1m.py --groups=0,8 --epochs=1
+  python benchmarks/length_grouping.py --config=configs/default.py:smoke --config.model.max_len=30
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import os
 import sys
@@ -22,10 +23,18 @@ import common  # noqa: E402  (puts the repository root on sys.path)
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
 
-from seqrec_jax import parallel  # noqa: E402
+from seqrec_jax import cli, parallel  # noqa: E402
+from seqrec_jax import config as config_lib  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
 from seqrec_jax.train import steps  # noqa: E402
+
+_CONFIG = common.define_config(str(common.CONFIGS / "sasrec_ml1m.py"))
+_GROUPS = flags.DEFINE_string("groups", "0,8", "train.length_grouping values to compare")
+_EPOCHS = flags.DEFINE_integer("epochs", 1, "timed epochs per value")
+_OUT = flags.DEFINE_string("out", str(common.RESULTS), "results folder")
+_TAG = flags.DEFINE_string("tag", "length_grouping_cpu", "results file name")
 
 
 def time_epochs(cfg, split, group_batches: int, epochs: int) -> dict:
@@ -63,22 +72,19 @@ def time_epochs(cfg, split, group_batches: int, epochs: int) -> dict:
           "real_targets_per_s": real / seconds, "padding_share": 1 - real / computed}
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", default="configs/sasrec_ml1m.py")
-  p.add_argument("--groups", default="0,8", help="train.length_grouping values to compare")
-  p.add_argument("--epochs", type=int, default=1)
-  p.add_argument("--tag", default="length_grouping_cpu")
-  args = p.parse_args()
-  name = os.path.splitext(os.path.basename(args.config))[0]
-  cfg = importlib.import_module(f"configs.{name}").get_config()
+def main(argv) -> None:
+  del argv
+  cfg = _CONFIG.value
+  config_lib.validate(cfg)
   split = common.load_split(cfg)
   rows = []
-  for g in [int(x) for x in args.groups.split(",")]:
-    rows.append(time_epochs(cfg, split, g, args.epochs))
+  for g in [int(x) for x in _GROUPS.value.split(",")]:
+    rows.append(time_epochs(cfg, split, g, _EPOCHS.value))
     print(json.dumps(rows[-1]), flush=True)
+  meta = common.results_meta(config=common.config_name(_CONFIG),
+                             overrides=common.overrides(_CONFIG))
   base = rows[0]["epoch_seconds"]
-  lines = [f"Command: `python {' '.join(sys.argv)}`", "",
+  lines = [common.describe(meta), "",
            "| length_grouping | epoch s | speed-up | real targets/s | padding computed | "
            "widths compiled | compile s |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for r in rows:
@@ -87,13 +93,8 @@ def main() -> None:
                  f"{r['padding_share']:.0%} | {r['widths_compiled']} | {r['compile_seconds']:.0f} |")
   table = "\n".join(lines) + "\n"
   print(table)
-  out = common.RESULTS / args.tag
-  with open(f"{out}.json", "w") as f:
-    json.dump({"meta": {"machine": common.machine(), "config": args.config}, "rows": rows}, f,
-              indent=2)
-  with open(f"{out}.md", "w") as f:
-    f.write(table)
+  common.write_results(os.path.join(_OUT.value, _TAG.value), {**meta, "rows": rows}, table)
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -12,33 +12,50 @@ from every list). For every model:
     the k true items (set-based) and its order-aware NDCG / exact-position accuracy.
 BERT4Rec (no generation interface) gets the top-K rows only.
 
-  python benchmarks/multistep.py --dataset=ml1m --max_len=50 --epochs=40
+Each model trains by `train_and_evaluate` (the engine) from its preset
+configs/<model>_<dataset>.py ("synthetic": configs/default.py with the model swapped)
+plus the shared `--config.a.b=v` overrides (parsed by ml_collections against the base
+config); the picked model is read back with `seqrec_jax.infer.restore`. A finished run
+is reused (the row keeps the revision it was made with) unless --retrain.
+
+  python benchmarks/multistep.py --dataset=ml1m --config.model.max_len=50 \\
+      --config.train.num_epochs=40
   # tiny check:
-  python benchmarks/multistep.py --dataset=ml1m --smoke --tag=multistep_smoke
+  python benchmarks/multistep.py --dataset=synthetic --variant=smoke --tag=multistep_smoke
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (puts the repository root on sys.path)
-from quality_table import add_run_flags, build_config  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
 
-from seqrec_jax import metrics  # noqa: E402
+from seqrec_jax import cli, metrics, models  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
+from seqrec_jax.infer import restore  # noqa: E402
 from seqrec_jax.infer.generate import GenerateConfig, make_generate_fn  # noqa: E402
-from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
-from seqrec_jax.train import steps  # noqa: E402
 from seqrec_jax.train.loop import train_and_evaluate  # noqa: E402
+
+_DATASET = flags.DEFINE_string("dataset", "ml1m", "a presets.DATASETS name or 'synthetic'")
+_MODELS = flags.DEFINE_string("models", "seq2seq,sasrec", "comma-separated model names")
+_K = flags.DEFINE_integer("k", 5, "future items per user")
+_BEAMS = flags.DEFINE_integer("beams", 4, "beam width")
+_VARIANT = flags.DEFINE_string("variant", "", "preset variant (get_config argument), e.g. smoke")
+_EVAL_BATCH = flags.DEFINE_integer("eval_batch", 256, "users per evaluation batch")
+_TAG = flags.DEFINE_string("tag", "", "results file name (default multistep_<dataset>)")
+_WORKDIR_ROOT = flags.DEFINE_string("workdir_root", "/tmp/seqrec_multistep", "runs go here")
+_OUT = flags.DEFINE_string("out", str(common.RESULTS), "results folder")
+_RETRAIN = flags.DEFINE_bool("retrain", False, "delete a finished run and train it again")
+_CONFIG = common.define_overrides()
 
 
 def _batches(arrays: pipeline.FutureArrays, size: int):
@@ -57,7 +74,7 @@ def evaluate_multistep(model, params, arrays: pipeline.FutureArrays, k: int, bea
 
   @jax.jit
   def ranked_top(params, history, seen):
-    scores = model.apply({"params": params}, history, method=steps.item_scores)
+    scores = model.apply({"params": params}, history, method=models.item_scores)
     return metrics.top_k_items(scores, 10, num_items, seen=seen)  # [B, 10]
 
   generators = {}
@@ -98,67 +115,57 @@ def evaluate_multistep(model, params, arrays: pipeline.FutureArrays, k: int, bea
 def markdown(result: dict) -> str:
   k = result["k"]
   cols = [f"recall@{k}", "recall@10", "ndcg@10", f"seq_ndcg@{k}", "exact"]
-  m = result["meta"]["machine"]
   lines = [f"# Multi-step: next {k} items on {result['dataset']}", "",
            f"Each user's last {k} items are the future (never trained on: "
            f"data.leave_last_k={k}); history items excluded; {result['users']} users.",
            f"top10 = top-10 of the first-step scores (its first {k} read as a sequence); "
            f"greedy/beam = the best generated sequence of {k} items (no repeats).", "",
-           f"Machine: {m['backend']} ({m['device_kind']}), {m['cpu_count']} CPUs, git {m['git']}, "
-           f"{m['time']}. Command: `{result['meta']['command']}`", "",
-           "| model | method | " + " | ".join(cols) + " |",
-           "| --- | --- | " + " | ".join("---:" for _ in cols) + " |"]
+           common.describe(result), "",
+           "| model | method | " + " | ".join(cols) + " | run's revision |",
+           "| --- | --- | " + " | ".join("---:" for _ in cols) + " | --- |"]
   for row in result["rows"]:
     vals = [f"{row['metrics'][c]:.4f}" if c in row["metrics"] else "" for c in cols]
-    lines.append(f"| {row['model']} | {row['method']} | " + " | ".join(vals) + " |")
+    lines.append(f"| {row['model']} | {row['method']} | " + " | ".join(vals) + f" | {row['git']} |")
   return "\n".join(lines) + "\n"
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", default="ml1m")
-  parser.add_argument("--models", default="seq2seq,sasrec")
-  parser.add_argument("--k", type=int, default=5)
-  parser.add_argument("--beams", type=int, default=4)
-  add_run_flags(parser)
-  parser.add_argument("--eval_batch", type=int, default=256)
-  parser.add_argument("--tag", default="")
-  parser.add_argument("--workdir_root", default="/tmp/seqrec_multistep")
-  parser.add_argument("--retrain", action="store_true")
-  args = parser.parse_args()
-  tag = args.tag or f"multistep_{args.dataset}"
-
+def main(argv):
+  del argv
+  k, dataset = _K.value, _DATASET.value
+  tag = _TAG.value or f"multistep_{dataset}"
+  meta = common.results_meta(variant=_VARIANT.value, overrides=common.overrides(_CONFIG))
   rows, users = [], 0
-  for model_name in args.models.split(","):
-    cfg = build_config(model_name, args.dataset, args)
-    cfg.data.leave_last_k = args.k
+  for model_name in filter(None, _MODELS.value.split(",")):
+    cfg = common.with_overrides(common.preset_config(model_name, dataset, _VARIANT.value),
+                                common.overrides(_CONFIG))
+    cfg.data.leave_last_k = k
     if model_name == "seq2seq":
-      cfg.task.future_k = max(cfg.task.future_k, args.k)
-    workdir = os.path.join(args.workdir_root, tag, f"{model_name}_{args.dataset}_last{args.k}")
-    if args.retrain or not os.path.exists(os.path.join(workdir, "final.json")):
+      cfg.task.future_k = max(cfg.task.future_k, k)
+    workdir = os.path.join(_WORKDIR_ROOT.value, tag, f"{model_name}_{dataset}_last{k}")
+    report = common.read_final(workdir)
+    if report is not None and _RETRAIN.value:
+      shutil.rmtree(workdir)
+      report = None
+    if report is None:
       print(f"== training {model_name} ({workdir})", flush=True)
-      train_and_evaluate(cfg, workdir)
-    run = load_trained_run(workdir)
-    arrays = pipeline.future_arrays(run.dataset, args.k, run.cfg.model.max_len)
+      report = train_and_evaluate(cfg, workdir)
+    run = restore(workdir)
+    arrays = pipeline.future_arrays(run.dataset, k, run.cfg.model.max_len)
     t = time.time()
-    result = evaluate_multistep(run.model, jax.device_get(run.params), arrays, args.k,
-                                args.beams, args.eval_batch)
+    result = evaluate_multistep(run.model, jax.device_get(run.params), arrays, k,
+                                _BEAMS.value, _EVAL_BATCH.value)
     print(f"== {model_name}: evaluated {len(arrays)} users in {time.time() - t:.1f}s", flush=True)
     for method, values in result.items():
       users = values.pop("users")
       rows.append({"model": model_name, "method": method, "metrics": values,
-                   "workdir": workdir, "best_step": run.meta["step"]})
-  out = {"dataset": args.dataset, "k": args.k, "users": users, "rows": rows,
-         "meta": {"machine": common.machine(), "command": " ".join(["python"] + sys.argv)}}
-  os.makedirs(common.RESULTS, exist_ok=True)
-  stem = os.path.join(common.RESULTS, tag)
-  with open(stem + ".json", "w") as f:
-    json.dump(out, f, indent=2)
-  with open(stem + ".md", "w") as f:
-    f.write(markdown(out))
+                   "workdir": workdir, "best_step": run.meta["step"],
+                   "git": common.run_git(report)})
+  out = {**meta, "dataset": dataset, "k": k, "users": users, "rows": rows}
+  stem = os.path.join(_OUT.value, tag)
+  common.write_results(stem, out, markdown(out))
   print(markdown(out))
   print(f"wrote {stem}.md and {stem}.json")
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -9,7 +9,11 @@ validation split by default (the test split only for a final report):
   * NDCG@10 if the last k history items were excluded (k = 0, 1, 2, 5, 20); k = 0 is
     the usual figure, k = all is exclude_seen.
 
-  python benchmarks/seen_ranks.py runs/sasrec_ml1m runs/other_run [--split=valid]
+  python benchmarks/seen_ranks.py runs/sasrec_ml1m runs/other_run [--split=valid] \\
+      [--out=benchmarks/results/seen_ranks_x.json]
+
+Each run is read back with `seqrec_jax.infer.restore`; the JSON records this code's
+revision and machine, and each run's own revision (its final.json "git").
 """
 
 from __future__ import annotations
@@ -20,16 +24,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402,F401  (puts the repository root on sys.path)
+import common  # noqa: E402  (puts the repository root on sys.path)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from seqrec_jax import metrics  # noqa: E402
+from seqrec_jax import metrics, models  # noqa: E402
 from seqrec_jax.data import pipeline  # noqa: E402
-from seqrec_jax.infer.trained import load_trained_run  # noqa: E402
-from seqrec_jax.train import steps  # noqa: E402
+from seqrec_jax.infer import restore  # noqa: E402
 
 RECENCY = ((0, 1), (1, 5), (5, 20), (20, 50), (50, 200), (200, 10**9))  # items back
 EXCLUDE_LAST = (0, 1, 2, 5, 20)
@@ -44,12 +47,12 @@ def last_k_items(seen: np.ndarray, k: int) -> np.ndarray:
 
 
 def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
-  run = load_trained_run(workdir)
+  run = restore(workdir)
   model = run.model
 
   @jax.jit
   def scores(params, history):  # [B, L] -> [B, V], as the evaluator scores
-    return model.apply({"params": params}, history, method=steps.item_scores)
+    return model.apply({"params": params}, history, method=models.item_scores)
 
   arrays = pipeline.eval_arrays(run.split, split, run.cfg.model.max_len)
   num_items = run.dataset.num_items
@@ -77,7 +80,8 @@ def seen_ranks(workdir: str, split: str = "valid", batch: int = 500) -> dict:
       last_above.append(bool(above[-1]))
   last_rank = np.array(last_rank)
   return {
-      "workdir": workdir, "split": split, "users": len(arrays),
+      "workdir": workdir, "git": common.run_git(common.read_final(workdir)), "split": split,
+      "users": len(arrays), "best_step": run.meta["step"],
       "last_item_median_rank": float(np.median(last_rank)),
       "last_item_in_top10": float(np.mean(last_rank < 10)),
       "last_item_above_target": float(np.mean(last_above)),
@@ -94,14 +98,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("workdirs", nargs="+")
   parser.add_argument("--split", default="valid", choices=["valid", "test"])
-  parser.add_argument("--out", default="", help="also write the JSON list here")
+  parser.add_argument("--out", default="", help="also write the results here (.json)")
   args = parser.parse_args()
   results = [seen_ranks(w, args.split) for w in args.workdirs]
   for r in results:
     print(json.dumps(r, indent=1))
   if args.out:
-    with open(args.out, "w") as f:
-      json.dump(results, f, indent=1)
+    common.write_results(args.out.removesuffix(".json"), {**common.results_meta(), "runs": results})
 
 
 if __name__ == "__main__":

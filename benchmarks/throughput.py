@@ -4,9 +4,10 @@ For each row: steps/s, training targets/s (positions with a real next item), tok
 (all B*L positions), FLOPs per step counted analytically and by XLA (cost analysis of
 one step's HLO), MFU against the device's peak, peak memory (XLA's memory analysis of
 the compiled dispatch; the allocator's peak where the device reports one) and compile
-time. Rows use synthetic data on the device (every window full) plus one row on the
-real ML-1M subset with configs/sasrec_ml1m.py. Writes JSON, a markdown table and a
-PNG into benchmarks/results/.
+time. Rows use synthetic data on the device (every window full) plus one row of
+`--config` (default configs/sasrec_ml1m.py: the real ML-1M subset; `--config.a.b=v`
+overrides, as for `python -m seqrec_jax.train`) on the device path. Writes JSON (with
+the code revision and machine), a markdown table and a PNG into --out.
 
   # CPU (small default grid):
   python benchmarks/throughput.py
@@ -15,13 +16,13 @@ PNG into benchmarks/results/.
       --batches=128 --items=3500 --dtypes=float32
   # GPU rows up to d=512 / 8 blocks / L=512 / bf16 and catalogues up to 1M items:
   python benchmarks/throughput.py --preset=gpu
+  # the config row on other data:
+  python benchmarks/throughput.py --config=configs/default.py:smoke --preset=cpu
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import math
 import os
 import sys
@@ -31,6 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (puts the repository root on sys.path)
 
 import jax  # noqa: E402
+from absl import flags  # noqa: E402
+
+from seqrec_jax import cli  # noqa: E402
 
 # (dim, blocks, length, batch, items, dtype, vocab_chunk)
 PRESETS = {
@@ -76,14 +80,15 @@ def run_row(row: dict, args, peak: float) -> dict:
   return finish(common.build_trainer(cfg, split, num_steps=steps), row, args, peak)
 
 
-def run_ml1m(args, peak: float) -> dict:
-  cfg = common.ml1m_config(**{"model.dtype": args.ml1m_dtype,
-                              "model.attention_impl": args.attention_impl})
+def run_config(args, peak: float) -> dict:
+  """The row of --config on the device path (its data, its sizes)."""
+  cfg = common.config_from_flags(_CONFIG, {**common.DEVICE_PATH, "model.dtype": args.config_dtype,
+                                           "model.attention_impl": args.attention_impl})
   split = common.load_split(cfg)
   tr = common.build_trainer(cfg, split, num_steps=args.steps_per_dispatch * (args.dispatches + 1))
   row = {"dim": cfg.model.embed_dim, "blocks": cfg.model.num_blocks, "length": cfg.model.max_len,
          "batch": cfg.train.batch_size, "items": split.data.num_items, "dtype": cfg.model.dtype,
-         "vocab_chunk": cfg.loss.vocab_chunk, "data": "ml1m (configs/sasrec_ml1m.py)"}
+         "vocab_chunk": cfg.loss.vocab_chunk, "data": common.config_name(_CONFIG)}
   return finish(tr, row, args, peak)
 
 
@@ -109,11 +114,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
   head = ("| data | d | blocks | L | B | items | dtype | attn | steps/s | targets/s | tokens/s "
           "| GFLOP/step (analytic / XLA) | MFU analytic | MFU XLA | peak mem (XLA) "
           "| device peak | compile s |")
-  lines = [f"Machine: {meta['machine']['device_kind']} x{meta['machine']['device_count']} "
-           f"({meta['machine']['backend']}), jax {meta['machine']['jax']}; peak "
-           f"{common.fmt_si(meta['peak_flops'])}FLOP/s ({meta['peak_source']}); "
-           f"{meta['steps_per_dispatch']} steps per dispatch, {meta['dispatches']} timed "
-           f"dispatches. Command: `{meta['command']}`", "", head,
+  lines = [common.describe(meta), "", f"Peak {common.fmt_si(meta['peak_flops'])}FLOP/s "
+           f"({meta['peak_source']}); {meta['steps_per_dispatch']} steps per dispatch, "
+           f"{meta['dispatches']} timed dispatches.", "", head,
            "|" + "---|" * (head.count("|") - 1)]
   for r in rows:
     if "error" in r:
@@ -139,7 +142,7 @@ def plot(rows: list[dict], path: str) -> None:
   ok = [r for r in rows if "error" not in r]
   if not ok:
     return
-  labels = [f"{'ML-1M ' if r['data'] != 'synthetic' else ''}d{r['dim']} b{r['blocks']} "
+  labels = [f"{'config ' if r['data'] != 'synthetic' else ''}d{r['dim']} b{r['blocks']} "
             f"L{r['length']} B{r['batch']}\nV{common.fmt_si(r['items'])} "
             f"{SHORT.get(r['dtype'], r['dtype'])} {r['attention']}"
             for r in ok]
@@ -158,59 +161,63 @@ def plot(rows: list[dict], path: str) -> None:
   fig.savefig(path, dpi=110)
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                 help="row list; default gpu on a GPU, else cpu")
-  p.add_argument("--dims", default="")
-  p.add_argument("--blocks", default="")
-  p.add_argument("--lengths", default="")
-  p.add_argument("--batches", default="")
-  p.add_argument("--items", default="", help="catalogue sizes")
-  p.add_argument("--dtypes", default="", help="float32,bfloat16")
-  p.add_argument("--vocab_chunk", type=int, default=0, help="for grid rows (CE streaming)")
-  p.add_argument("--attention_impl", default="", choices=["", "xla", "cudnn"])
-  p.add_argument("--steps_per_dispatch", type=int, default=0, help="default 5 CPU, 20 GPU")
-  p.add_argument("--dispatches", type=int, default=0, help="timed dispatches; default 2 CPU, 3 GPU")
-  p.add_argument("--ml1m", choices=["on", "off"], default="on", help="the real ML-1M row")
-  p.add_argument("--ml1m_dtype", default="", help="default float32 (CPU) / bfloat16 (GPU)")
-  p.add_argument("--peak_tflops", type=float, default=0.0)
-  p.add_argument("--max_seconds", type=float, default=0.0, help="skip rows after this long")
-  p.add_argument("--out", default=str(common.RESULTS), help="output folder")
-  p.add_argument("--tag", default="", help="file name suffix (default: backend)")
-  args = p.parse_args()
+_CONFIG = common.define_config(str(common.CONFIGS / "sasrec_ml1m.py"),
+                               "the config row's config (configs/*.py[:variant]); "
+                               "--config.a.b=v overrides")
+flags.DEFINE_enum("preset", None, sorted(PRESETS), "row list; default gpu on a GPU, else cpu")
+flags.DEFINE_string("dims", "", "")
+flags.DEFINE_string("blocks", "", "")
+flags.DEFINE_string("lengths", "", "")
+flags.DEFINE_string("batches", "", "")
+flags.DEFINE_string("items", "", "catalogue sizes")
+flags.DEFINE_string("dtypes", "", "float32,bfloat16")
+flags.DEFINE_integer("vocab_chunk", 0, "for grid rows (CE streaming)")
+flags.DEFINE_enum("attention_impl", "", ["", "xla", "cudnn"], "")
+flags.DEFINE_integer("steps_per_dispatch", 0, "default 5 CPU, 20 GPU")
+flags.DEFINE_integer("dispatches", 0, "timed dispatches; default 2 CPU, 3 GPU")
+flags.DEFINE_enum("config_row", "on", ["on", "off"], "the row of --config (real ML-1M data)")
+flags.DEFINE_string("config_dtype", "", "the config row's model.dtype unless --config.model."
+                    "dtype sets it; default float32 (CPU) / bfloat16 (GPU)")
+flags.DEFINE_float("peak_tflops", 0.0, "")
+flags.DEFINE_float("max_seconds", 0.0, "skip rows after this long")
+flags.DEFINE_string("out", str(common.RESULTS), "output folder")
+flags.DEFINE_string("tag", "", "file name suffix (default: backend)")
+
+
+def main(argv) -> None:
+  del argv
+  args = flags.FLAGS
   gpu = jax.default_backend() == "gpu"
   args.preset = args.preset or ("gpu" if gpu else "cpu")
   args.steps_per_dispatch = args.steps_per_dispatch or (20 if gpu else 5)
   args.dispatches = args.dispatches or (3 if gpu else 2)
-  args.ml1m_dtype = args.ml1m_dtype or ("bfloat16" if gpu else "float32")
+  args.config_dtype = args.config_dtype or ("bfloat16" if gpu else "float32")
   peak, source = common.peak_flops(args.peak_tflops)
   start = time.time()
   print(f"{common.machine()['device_kind']}: peak {common.fmt_si(peak)}FLOP/s ({source})",
         flush=True)
   rows = []
-  todo = ([("ml1m", None)] if args.ml1m == "on" else []) + [("grid", r) for r in grid_rows(args)]
+  todo = ([("config", None)] if args.config_row == "on" else []) + [("grid", r) for r in grid_rows(args)]
   for kind, row in todo:
     if args.max_seconds and time.time() - start > args.max_seconds:
       print(f"  --max_seconds={args.max_seconds:g} reached; skipping {kind} {row}", flush=True)
       continue
     try:
-      rows.append(run_ml1m(args, peak) if kind == "ml1m" else run_row(row, args, peak))
+      rows.append(run_config(args, peak) if kind == "config" else run_row(row, args, peak))
     except Exception as e:  # pylint: disable=broad-except  (e.g. out of memory: keep going)
       print(f"  {kind} {row} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
       rows.append({**(row or {"dim": 64, "blocks": 2, "length": 200, "batch": 128,
-                               "items": 0, "dtype": args.ml1m_dtype, "data": "ml1m"}),
+                               "items": 0, "dtype": args.config_dtype,
+                               "data": common.config_name(_CONFIG)}),
                    "error": f"{type(e).__name__}: {e}"})
     jax.clear_caches()
-  meta = {"machine": common.machine(), "peak_flops": peak, "peak_source": source,
-          "steps_per_dispatch": args.steps_per_dispatch, "dispatches": args.dispatches,
-          "command": "python " + " ".join(sys.argv), "seconds": time.time() - start}
-  os.makedirs(args.out, exist_ok=True)
+  meta = common.results_meta(peak_flops=peak, peak_source=source,
+                             steps_per_dispatch=args.steps_per_dispatch,
+                             dispatches=args.dispatches, seconds=time.time() - start,
+                             config=common.config_name(_CONFIG),
+                             overrides=common.overrides(_CONFIG))
   stem = os.path.join(args.out, f"throughput_{args.tag or jax.default_backend()}")
-  with open(stem + ".json", "w") as f:
-    json.dump({"meta": meta, "rows": rows}, f, indent=2, default=float)
-  with open(stem + ".md", "w") as f:
-    f.write(markdown(rows, meta))
+  common.write_results(stem, {**meta, "rows": rows}, markdown(rows, meta))
   plot(rows, stem + ".png")
   print(f"wrote {stem}.json/.md/.png ({time.time() - start:.0f}s)")
   if any(math.isnan(r.get("mfu_analytic", 0.0)) for r in rows):
@@ -218,4 +225,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)
