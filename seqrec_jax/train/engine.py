@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import signal
 import subprocess
 import threading
@@ -93,6 +94,14 @@ def git_revision() -> str:
   except (OSError, subprocess.SubprocessError):
     return ""
   return f"{rev}+dirty" if rev and dirty else rev
+
+
+def machine_info() -> dict:
+  """Where a run ran: backend, device kind and count, CPUs, jax version, host."""
+  dev = jax.devices()[0]
+  return {"backend": jax.default_backend(), "device_kind": dev.device_kind,
+          "device_count": jax.device_count(), "process_count": jax.process_count(),
+          "cpu_count": os.cpu_count(), "jax": jax.__version__, "host": platform.node()}
 
 
 def check_finite(loss: float, grad_norm: float, step: int, workdir: str) -> None:
@@ -239,6 +248,7 @@ def load_split(cfg) -> tuple[Any, LeaveOneOut]:
 def run(cfg: ml_collections.ConfigDict, workdir: str, objective: str = "mle") -> dict:
   """Trains (or resumes) `objective` in `workdir`; returns the final report, or
   {"interrupted_at_step": N, ...} when stopped early by a signal or time slice."""
+  started, revision = time.time(), git_revision()  # the code this run starts with
   build = OBJECTIVES.get(objective)
   config_lib.validate(cfg)
   for check in OBJECTIVES.meta(objective).get("validate", ()):
@@ -273,14 +283,17 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, objective: str = "mle") ->
   writer = MetricWriter(workdir, enabled=lead, purge_step=start_step if restored else None)
   try:
     return _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step,
-                           restored is not None, selection, saver, ckpts, writer, train_iter)
+                           restored is not None, selection, saver, ckpts, writer, train_iter,
+                           started, revision)
   finally:
     writer.close()
 
 
 def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, resumed,
-                    selection, saver, ckpts, writer, train_iter) -> dict:
-  """The epochs, then the test of the best model (the body of `run`)."""
+                    selection, saver, ckpts, writer, train_iter, started, revision) -> dict:
+  """The epochs, then the test of the best model (the body of `run`). `started`: when
+  `run` was called (records' "wall" counts from it: data, setup and compilation
+  included); `revision`: the code revision at that moment."""
   lead = jax.process_index() == 0
   on_device = obj.chunk is not None
   tag = {"phase": obj.phase} if obj.phase else {}
@@ -301,7 +314,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
       raw = evaluation.evaluate_stage(rank_fn, raw_params, valid_arrays, cfg.eval.batch_size,
                                       mesh, cfg.eval.ks)
       result["raw/" + cfg.eval.select_metric] = raw[cfg.eval.select_metric]
-    writer.write({"kind": "valid", **tag, "step": step, "epoch": epoch, **result})
+    writer.write({"kind": "valid", **tag, "step": step, "epoch": epoch, **result,
+                  "wall": time.time() - started})
     if selection.update(result, step):
       ckpts.save_best(step, params, {"step": step, "epoch": epoch, "valid": result})
       if lead:
@@ -341,7 +355,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
         rate = (step - last_logged) / max(now - t_last, 1e-9)
         eta = (total - step) * (now - t_start) / max(step - start_step, 1)
         record = {"kind": "train", **tag, "step": step, **fields, "steps_per_s": rate,
-                  "step_time_s": 1.0 / max(rate, 1e-9), "time": now - t_start}
+                  "step_time_s": 1.0 / max(rate, 1e-9), "time": now - t_start,
+                  "wall": now - started}
         if "targets" in fields:
           record["targets_per_s"] = fields["targets"] * rate
         writer.write(record)
@@ -385,7 +400,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   report = {"best_step": best_meta["step"], "best_epoch": best_meta["epoch"],
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
-            "resumed_from": start_step, "git": git_revision(), **obj.report_extra}
+            "resumed_from": start_step, "git": revision, "machine": machine_info(),
+            "wall_seconds": time.time() - started, **obj.report_extra}
   writer.write({"kind": "test", **tag, "step": best_meta["step"], **test})
   if lead:
     ranks.save(os.path.join(workdir, "ranks_test.npz"))
