@@ -217,9 +217,15 @@ def read_source(fmt: str, path: str, **kw) -> Interactions:
       why = (f"all {rep['malformed']} data lines are malformed (skipped with on_error='skip'; "
              f"first: line {rep['malformed_examples'][0][0]})" if rep.get("malformed_examples")
              else f"all {rep['malformed']} data lines are malformed")
-    elif rep.get("lines", 0) - rep.get("blank", 0) > (1 if fmt in ("movielens_csv", "table") else 0):
-      why = "no line holds an interaction (every row misses a field or has a user but no items)"
     else:
-      why = "the file holds no data lines" + (" (header only)" if rep.get("lines") else " (empty)")
+      headed = fmt in ("movielens_csv", "table")
+      filled = rep.get("lines", 0) - rep.get("blank", 0)  # lines with something on them
+      if filled > int(headed):
+        why = "no line holds an interaction (every row misses a field or has a user but no items)"
+      elif headed and filled:
+        why = "the file holds no data lines (header only)"
+      else:
+        why = "the file holds no data lines (" + ("only blank lines)" if filled < rep.get(
+            "lines", 0) else "empty)")
     raise DataFormatError(path, None, f"no interactions: {why}")
   return inter
