@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from seqrec_jax.models import layers
 
@@ -278,10 +279,16 @@ def explain(model, params: Any, history: np.ndarray, targets: np.ndarray, num_it
     g, ids = np.asarray(g), np.asarray(ids)[0]
     gxi = np.stack([_to_history(g[i], ids, window, n, num_items) for i in range(k)]) if k else gxi
   if "rollout" in methods:
-    fn = _rollout_fn(model, max_len)
-    if fn is not None:
-      row, ids = fn(params, jnp.asarray(window[None]))
-      roll = _to_history(np.asarray(row), np.asarray(ids)[0], window, n, num_items)
+    try:
+      fn = _rollout_fn(model, max_len)
+      if fn is not None:
+        row, ids = fn(params, jnp.asarray(window[None]))
+        roll = _to_history(np.asarray(row), np.asarray(ids)[0], window, n, num_items)
+    except (jax.errors.UnexpectedTracerError, jax.errors.JAXTypeError, TypeError,
+            ValueError) as e:  # blocks under nn.scan / remat: weights stay inside the scan
+      logging.warning("attention rollout unavailable for this model (%s): %s",
+                      type(e).__name__, str(e).splitlines()[0][:200])
+      roll = None
   return Explanation(targets=targets, positions=np.arange(first, history.size),
                      items=window[:n].copy(), occlusion=occ, grad_input=gxi, rollout=roll,
                      log_prob=logp[0])
