@@ -23,12 +23,15 @@ flags.mark_flag_as_required("workdir")
 def evaluate(workdir: str, split: str = "both") -> dict:
   run = restore(workdir)
   cfg = run.cfg
-  rank_fn = evaluation.jit_rank_step(run.model, run.dataset.num_items, run.params_sh, run.mesh)
+  rank_fn = evaluation.jit_rank_step(run.model, run.dataset.num_items, run.params_sh, run.mesh,
+                                     top_k=max(cfg.eval.ks))
+  counts = evaluation.train_item_counts(run.split)
   out = {"best_step": run.meta["step"], "kind": run.kind}
   for stage in (["valid", "test"] if split == "both" else [split]):
     arrays = pipeline.eval_arrays(run.split, stage, cfg.model.max_len)
     out[stage] = evaluation.evaluate_stage(rank_fn, run.params, arrays, cfg.eval.batch_size,
-                                           run.mesh, cfg.eval.ks)
+                                           run.mesh, cfg.eval.ks, num_items=run.dataset.num_items,
+                                           item_counts=counts)
   return out
 
 
