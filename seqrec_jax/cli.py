@@ -47,6 +47,7 @@ def setup_logging() -> None:
     logging.get_absl_handler().addFilter(_Quiet())
     if not os.environ.get("SEQREC_TRACEBACK"):
       logging.get_absl_handler().addFilter(_Storm())
+      sys.unraisablehook = _quiet_unraisable
   out = _StdoutHandler(sys.stdout)
   out.setFormatter(py_logging.Formatter("%(message)s"))
   out.addFilter(_OwnInfo())
@@ -83,6 +84,21 @@ class _Storm(py_logging.Filter):
     record.msg, record.args = first, None
     record.exc_info = record.exc_text = record.stack_info = None
     return True
+
+
+_UNRAISABLE: dict[str, int] = {}
+
+
+def _quiet_unraisable(unraisable) -> None:
+  """Exceptions Python can only print (asyncio futures of a failed Orbax / TensorStore
+  restore, garbage-collected after their event loop closed: "Event loop is closed"),
+  one line per kind instead of a traceback each."""
+  exc = unraisable.exc_value
+  key = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+  n = _UNRAISABLE[key] = _UNRAISABLE.get(key, 0) + 1
+  if n == 1:
+    print(f"(ignored in a library's cleanup: {key}; set SEQREC_TRACEBACK=1 for details)",
+          file=sys.stderr)
 
 
 class _StdoutHandler(py_logging.StreamHandler):
