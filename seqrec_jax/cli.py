@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging as py_logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from absl import app, flags, logging
@@ -116,8 +118,17 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 
   def wrapped(argv):
     setup_logging()
+    previous = _stop_on_signals()
     try:
       return main(argv)
+    except Interrupted as e:  # outside the training loop (start-up, final test)
+      print(f"stopped by {e.args[0]} outside the training loop; nothing that was not already "
+            "checkpointed is lost: run the same command again to go on", file=sys.stderr)
+      sys.exit(0)
+    except KeyboardInterrupt:  # a second Ctrl-C during training: quit at once
+      print("interrupted (second SIGINT): quit without a new checkpoint; run the same "
+            "command again to resume from the last one", file=sys.stderr)
+      sys.exit(130)
     except USER_ERRORS as e:
       if show_tracebacks():
         raise
@@ -126,7 +137,27 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       print("(full traceback: set SEQREC_TRACEBACK=1)", file=sys.stderr)
       sys.exit(2)
 
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
   return wrapped
+
+
+class Interrupted(BaseException):
+  """SIGTERM / SIGINT arrived where no training step is in flight (the training loop
+  installs its own handlers: finish the step, checkpoint, return)."""
+
+
+def _stop_on_signals() -> dict:
+  def handle(signum, frame):
+    del frame
+    raise Interrupted(signal.Signals(signum).name)
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      previous[sig] = signal.signal(sig, handle)
+  return previous
 
 
 def _config_override_keys(argv: list[str]) -> list[str]:
@@ -160,4 +191,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  app.run(guarded(main), flags_parser=_parse_flags)
+  _stop_on_signals()  # from here on (the config file's imports take seconds)
+  try:
+    app.run(guarded(main), flags_parser=_parse_flags)
+  except Interrupted as e:
+    print(f"stopped by {e.args[0]} while starting; nothing was lost: run the same command "
+          "again", file=sys.stderr)
+    sys.exit(0)
