@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from seqrec_jax.data import sources
 from seqrec_jax.data.interactions import DataFormatError
 
-FAST = 60
+FAST = 40
 MANY = int(os.environ.get("SEQREC_FUZZ_EXAMPLES", "2000"))
 TIME_LIMIT_S = 600  # per test, whatever the example count: never a hang
 
@@ -551,6 +551,7 @@ def test_table_many(tmp_path_factory):
   assert _COUNTS.get("table", 0) >= MANY * 0.9
 
 
+@pytest.mark.reliability
 def test_outcome_mix_covers_every_path(tmp_path_factory):
   """The generators reach every outcome (parsed, rejected, empty, gzip, ...) per reader."""
   _COUNTS.clear()
