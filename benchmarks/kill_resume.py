@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("step", "eval", "checkpoint_write", "best_save", "startup")
-TIMING = {"steps_per_s", "step_time_s", "time", "targets_per_s"}
+TIMING = {"steps_per_s", "step_time_s", "time", "targets_per_s", "wall"}  # clock readings
 
 
 def command(workdir: Path, config: str, overrides: list[str]) -> list[str]:
@@ -62,8 +62,17 @@ def complete_steps(folder: Path) -> list[int]:
   return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
 
-def tmp_saves(folder: Path) -> bool:
-  return folder.is_dir() and any("orbax-checkpoint-tmp" in p.name for p in folder.iterdir())
+def tmp_names(folder: Path) -> set[str]:
+  try:
+    return {p.name for p in folder.iterdir() if "orbax-checkpoint-tmp" in p.name}
+  except OSError:
+    return set()
+
+
+def tmp_saves(folder: Path, old: set[str] = frozenset()) -> bool:
+  """A save in progress: a temporary step folder that was not there when the run began
+  (a killed run's leftovers are removed by the next one's checkpoint manager)."""
+  return bool(tmp_names(folder) - set(old))
 
 
 class Run:
@@ -74,6 +83,7 @@ class Run:
                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
     self.lines: list[str] = []
     self.t0 = time.time()
+    self.old = {}  # leftover temporary folders, by checkpoint folder
     self.log = log
     self.reader = threading.Thread(target=self._read, daemon=True)
     self.reader.start()
@@ -129,23 +139,31 @@ def aim(run: Run, phase: str, wd: Path, rng: random.Random, timeout: float) -> b
     time.sleep(rng.uniform(0.0, 0.15))
     return not run.done()
   if phase == "checkpoint_write":
-    return wait_for(run, lambda: tmp_saves(wd / "checkpoints"), timeout, poll=0.002)
+    return wait_for(run, lambda: tmp_saves(wd / "checkpoints", run.old["checkpoints"]), timeout,
+                    poll=0.002)
   if phase == "best_save":
-    return wait_for(run, lambda: tmp_saves(wd / "best") or new(r"valid step .*\*best\*"),
-                    timeout, poll=0.002)
+    return wait_for(run, lambda: tmp_saves(wd / "best", run.old["best"])
+                    or new(r"valid step .*\*best\*"), timeout, poll=0.002)
   raise ValueError(phase)
 
 
-def observed_phase(run: Run, wd: Path, aimed: str) -> str:
-  """What the process was doing when killed (from the folders and its last lines)."""
-  if tmp_saves(wd / "best"):
-    return "best_save"
-  if tmp_saves(wd / "checkpoints"):
-    return "checkpoint_write"
-  if not any(re.search(r" step \d+/\d+ loss", l) for l in run.lines[-200:]
-             if "resumed" not in l) and aimed == "startup":
-    return "startup"
-  return aimed
+def observed_phases(run: Run, wd: Path, aimed: str) -> list[str]:
+  """What the process was doing when killed, from its folders and its lines: a save in
+  progress (its temporary folder) and the aimed phase when consistent with the lines
+  (a background checkpoint write can overlap training steps or validation)."""
+  seen = []
+  if tmp_saves(wd / "best", run.old["best"]):
+    seen.append("best_save")
+  if tmp_saves(wd / "checkpoints", run.old["checkpoints"]):
+    seen.append("checkpoint_write")
+  trained = any(re.search(r" step \d+/\d+ loss", l) for l in run.lines)
+  if aimed == "startup" and not trained:
+    seen.append("startup")
+  elif aimed in ("step", "eval") and trained:
+    seen.append(aimed)
+  elif aimed == "best_save" and not seen:
+    seen.append("best_save")  # the "*best*" line came and the save had not begun its folder
+  return seen or [aimed]
 
 
 def records(path: Path) -> list[dict]:
@@ -227,7 +245,9 @@ def main(argv=None) -> int:
       failures.append(f"time limit {args.time_limit}s reached after {len(summary['kills'])} kills")
       break
     expect = max(complete_steps(wd / "checkpoints"), default=None)
+    old = {sub: tmp_names(wd / sub) for sub in ("checkpoints", "best")}
     run = Run(cmd, log)
+    run.old = old
     phase = PHASES[attempt % len(PHASES)] if len(summary["kills"]) < args.kills else None
     attempt += 1
     hit = phase is not None and aim(run, phase, wd, rng,
@@ -239,17 +259,19 @@ def main(argv=None) -> int:
       run.reader.join(timeout=10)
     resumed = [int(m.group(1)) for l in run.lines
                for m in [re.search(r"resumed from step (\d+)", l)] if m]
-    if resumed or expect is not None:
+    trained = any(re.search(r" step \d+/\d+ loss", l) for l in run.lines)
+    if resumed or (expect is not None and trained):  # (a start-up kill may come before it)
       summary["resume_checks"] += 1
       if (resumed[0] if resumed else None) != expect:
         failures.append(f"attempt {attempt}: resumed from {resumed[:1]} but the newest "
                         f"complete checkpoint was {expect}")
     if hit:
-      seen = observed_phase(run, wd, phase)
+      seen = observed_phases(run, wd, phase)
       summary["kills"].append({"aimed": phase, "observed": seen, "resume_expected": expect,
                                "at_s": round(time.time() - run.t0, 2)})
       summary["aimed"][phase] = summary["aimed"].get(phase, 0) + 1
-      summary["observed"][seen] = summary["observed"].get(seen, 0) + 1
+      for s in seen:
+        summary["observed"][s] = summary["observed"].get(s, 0) + 1
       continue
     if run.proc.returncode != 0:
       failures.append(f"attempt {attempt}: exit status {run.proc.returncode}")

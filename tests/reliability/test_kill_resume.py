@@ -26,4 +26,4 @@ def test_twenty_kills_resume_to_the_uninterrupted_result(tmp_path):
   assert summary["resume_checks"] >= KILLS // 2
   assert set(summary["aimed"]) == set(_runs.kill_resume.PHASES)
   # the kills really landed in each phase (what the process was doing when it died)
-  assert {"step", "checkpoint_write", "best_save", "startup"} <= set(summary["observed"])
+  assert set(_runs.kill_resume.PHASES) <= set(summary["observed"]), summary["observed"]

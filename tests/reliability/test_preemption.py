@@ -86,7 +86,7 @@ def test_damaged_checkpoint_is_named_and_the_run_goes_on(tmp_path, reference, ta
   rc, out = _runs.run(wd, *FLAGS)
   assert rc == 0, out[-3000:]
   for path in damaged:
-    lines = [l for l in out.splitlines() if str(path) in l and "damaged" in l]
+    lines = [l for l in out.splitlines() if str(path) in l and "is damaged and was skipped" in l]
     assert len(lines) == 1, (path, out[-3000:])
   assert "Traceback" not in out
   assert len(out.splitlines()) < 200  # no log storm
