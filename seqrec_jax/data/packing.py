@@ -119,8 +119,9 @@ class PackedSequences:
   """A training source (`pipeline.TrainSequences`) seen as packed rows of `row_len`.
 
   `window_lengths` [n]: each sequence's window (`example_fn.window_lengths`). `len()`
-  is the number of rows per epoch; `users` / `lengths` / indexing are the underlying
-  sequences' (what the device path and the example map read).
+  is the number of rows per epoch (so `len(source) // batch_size` steps make an epoch);
+  `users` / `lengths` are the underlying sequences' (what the device path reads), and
+  `source` is the sequence source itself.
   """
 
   def __init__(self, source, window_lengths: np.ndarray, row_len: int):
@@ -145,9 +146,6 @@ class PackedSequences:
 
   def __len__(self) -> int:
     return self.template.num_rows
-
-  def __getitem__(self, index: int) -> np.ndarray:
-    return self.source[index]
 
   def epoch_layout(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (template row of each of the epoch's R rows, in visiting order [R];
