@@ -42,6 +42,7 @@ def command(workdir: Path, config: str, overrides: list[str]) -> list[str]:
           f"--workdir={workdir}", *overrides]
 
 
+STARTUP_S = 10.0  # the reference run's seconds to its first train line
 COMPILE_CACHE = ""  # set by --compile_cache: every run (reference included) shares it
 
 
@@ -82,6 +83,7 @@ class Run:
     self.proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
     self.lines: list[str] = []
+    self.times: list[float] = []  # seconds from the start to each line
     self.t0 = time.time()
     self.old = {}  # leftover temporary folders, by checkpoint folder
     self.log = log
@@ -90,6 +92,7 @@ class Run:
 
   def _read(self):
     for line in self.proc.stdout:
+      self.times.append(time.time() - self.t0)
       self.lines.append(line.rstrip("\n"))
       self.log.write(line)
     self.log.flush()
@@ -114,14 +117,33 @@ def wait_for(run: Run, cond, timeout: float, poll: float = 0.005) -> bool:
   return False
 
 
-def aim(run: Run, phase: str, wd: Path, rng: random.Random, timeout: float) -> bool:
-  """Waits for a moment of `phase` in `run`; True when it came (then kill at once)."""
-  n0 = len(run.lines)
+def _train_step(line: str) -> int | None:
+  m = re.search(r"epoch \d+/\d+ step (\d+)/\d+", line)
+  return int(m.group(1)) if m else None
+
+
+def aim(run: Run, phase: str, wd: Path, rng: random.Random, timeout: float,
+        after_step: int = 0) -> bool:
+  """Waits for a moment of `phase` in `run` once it has trained past `after_step` (so
+  the kills spread over the whole run); True when it came (then kill at once)."""
+  n0 = 0
+  if phase != "startup" and after_step > 0:
+    def past():
+      for i, l in enumerate(run.lines):
+        s = _train_step(l)
+        if s is not None and s >= after_step:
+          return i + 1
+      return 0
+    if not wait_for(run, lambda: past() > 0, timeout):
+      return False
+    n0 = past()
+  else:
+    n0 = len(run.lines)
   new = lambda pat: any(re.search(pat, l) for l in run.lines[n0:])
-  if phase == "startup":
-    delay = rng.uniform(1.0, 12.0)
-    return wait_for(run, lambda: time.time() - run.t0 >= delay
-                    and not new(r" step \d+/\d+ loss"), timeout)
+  if phase == "startup":  # a moment before the first step (imports, data, restore, compile)
+    delay = rng.uniform(0.2, 0.9) * STARTUP_S
+    return wait_for(run, lambda: time.time() - run.t0 >= delay or new(r" step \d+/\d+ loss"),
+                    timeout)
   if phase == "step":
     if not wait_for(run, lambda: new(r"epoch \d+/\d+ step \d+/\d+"), timeout):
       return False
@@ -159,6 +181,8 @@ def observed_phases(run: Run, wd: Path, aimed: str) -> list[str]:
   trained = any(re.search(r" step \d+/\d+ loss", l) for l in run.lines)
   if aimed == "startup" and not trained:
     seen.append("startup")
+  elif aimed == "startup":
+    seen.append("step")  # start-up was over sooner than aimed: killed at the first step
   elif aimed in ("step", "eval") and trained:
     seen.append(aimed)
   elif aimed == "best_save" and not seen:
@@ -233,6 +257,12 @@ def main(argv=None) -> int:
     print("reference run failed; see", root / "harness.log")
     return 1
   summary["reference_seconds"] = round(time.time() - ref.t0, 1)
+  global STARTUP_S
+  STARTUP_S = next((t for t, l in zip(ref.times, ref.lines) if re.search(r" step \d+/", l)),
+                   10.0)
+  total = max((int(m.group(1)) for l in ref.lines
+               for m in [re.search(r"step \d+/(\d+)", l)] if m), default=0)
+  quota = max(total // (args.kills + 2), 1)  # steps of progress between kills, on average
 
   # 2. The same command, killed again and again.
   wd = root / "killed"
@@ -250,8 +280,10 @@ def main(argv=None) -> int:
     run.old = old
     phase = PHASES[attempt % len(PHASES)] if len(summary["kills"]) < args.kills else None
     attempt += 1
+    after = (expect or 0) + rng.randint(0, 2 * quota)
     hit = phase is not None and aim(run, phase, wd, rng,
-                                    timeout=max(args.time_limit - (time.time() - t_start), 1))
+                                    timeout=max(args.time_limit - (time.time() - t_start), 1),
+                                    after_step=after)
     if hit:
       run.kill()
     else:
