@@ -9,7 +9,7 @@ Failure handling (docs/reliability.md):
     aside to `<step>.damaged` (so it can never shadow a good one again), and the next
     older one is tried: a damaged latest step never loses the run.
   * Saving a step that a damaged or abandoned earlier save left behind replaces it.
-  * Both folders are probed for writability when the run starts, step directories are
+  * Both folders are probed for writability when training starts, step directories are
     created in the calling thread, and a background write that fails (full disk,
     read-only mount) is raised at the next `check()`, `save()` or `wait()` as a
     `CheckpointWriteError` naming the folder, the reason and the newest checkpoint that
@@ -89,11 +89,15 @@ class Checkpoints:
   def __init__(self, workdir: str, max_to_keep: int = 2):
     if max_to_keep < 1:
       raise ValueError(f"max_to_keep={max_to_keep} must be >= 1")
-    dirs = os.path.join(workdir, "checkpoints"), os.path.join(workdir, "best")
-    for d in dirs:
+    self.dirs = os.path.join(workdir, "checkpoints"), os.path.join(workdir, "best")
+    self.latest = _manager(self.dirs[0], max_to_keep)
+    self.best = _manager(self.dirs[1], 2)
+
+  def ensure_writable(self) -> None:
+    """Raises CheckpointWriteError now if either folder cannot be written (a training run
+    calls this before it trains; readers of a finished run on a read-only disk don't)."""
+    for d in self.dirs:
       probe_writable(d)
-    self.latest = _manager(dirs[0], max_to_keep)
-    self.best = _manager(dirs[1], 2)
 
   # ---- writing ----------------------------------------------------------------------
 

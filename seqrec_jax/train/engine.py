@@ -269,6 +269,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, objective: str = "mle") ->
 
   # ---- Resume -------------------------------------------------------------------------------
   ckpts = checkpoint.Checkpoints(workdir, cfg.train.max_to_keep)
+  ckpts.ensure_writable()  # an unwritable or full folder stops the run now, not at a save
   restored = ckpts.restore_latest(abstract_state(obj.state_sh, obj.state), train_iter)
   state, meta = (obj.state, None) if restored is None else restored
   obj.state = None  # the engine owns the (donated) state from here

@@ -180,7 +180,7 @@ def test_read_only_checkpoint_folder_fails_at_once(tmp_path, tmpfs):
   tmpfs(tmp_path / "checkpoints", ro=True)
   t0 = time.time()
   with pytest.raises(checkpoint.CheckpointWriteError, match="not writable") as e:
-    checkpoint.Checkpoints(str(tmp_path), 2)
+    checkpoint.Checkpoints(str(tmp_path), 2).ensure_writable()
   assert str(tmp_path / "checkpoints") in str(e.value) and time.time() - t0 < 10
 
 
