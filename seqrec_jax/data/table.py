@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 from seqrec_jax.data.interactions import DataFormatError, Interactions
-from seqrec_jax.data.textio import Problems, parse_float, parse_int, read_bytes
+from seqrec_jax.data.textio import FLOAT32_MAX, Problems, parse_float, parse_int, read_bytes
 
 _INT64_LIMIT = 2.0**63
 
@@ -243,16 +243,16 @@ def _floor_finite(x: np.ndarray) -> np.ndarray:
 
 
 def _to_floats(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(float64 [N], bad [N] bool)."""
-  try:
+  """(float64 [N], bad [N] bool): finite numbers inside the float32 range."""
+  if col.dtype.kind in "iuf":
     out = col.astype(np.float64)
-    return out, ~np.isfinite(out)
-  except (ValueError, TypeError):
-    out = np.zeros(len(col))
-    bad = np.zeros(len(col), bool)
-    for i, v in enumerate(col):
-      try:
-        out[i] = parse_float(v)
-      except (ValueError, TypeError):
-        bad[i] = True
-    return out, bad
+    return out, ~(np.abs(out) <= FLOAT32_MAX)
+  uniq, inverse = np.unique(col.astype(str), return_inverse=True)
+  conv = np.zeros(uniq.size)
+  ok = np.ones(uniq.size, bool)
+  for i, v in enumerate(uniq):
+    try:
+      conv[i] = parse_float(v)
+    except (ValueError, TypeError):
+      ok[i] = False
+  return conv[inverse].reshape(-1), ~ok[inverse].reshape(-1)

@@ -15,6 +15,7 @@ MAX_EXAMPLES = 5  # malformed lines kept verbatim in report["malformed_examples"
 _MAX_TEXT = 120  # characters of a bad line quoted in messages
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXACT_FLOAT_INT = 2**53  # ints beyond this don't survive the float64 fast path
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # 'f' fields (ratings) are kept as float32
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -151,6 +152,8 @@ def parse_float(tok: bytes) -> float:
   f = float(tok)
   if not np.isfinite(f):
     raise ValueError("is not a finite number")
+  if abs(f) > FLOAT32_MAX:
+    raise ValueError("is outside the float32 range")
   return f
 
 
@@ -181,7 +184,8 @@ def read_fixed(path: str, body: bytes, *, sep: bytes | None, kinds: str, on_erro
     starts = np.cumsum(counts) - counts
     rows = values[starts[good][:, None] + np.arange(ncols)]  # [N, ncols] float64
     int_cols = [j for j, k in enumerate(kinds) if k == "i"]
-    if all_ints(rows[:, int_cols]):
+    float_cols = [j for j, k in enumerate(kinds) if k == "f"]
+    if all_ints(rows[:, int_cols]) and np.all(np.abs(rows[:, float_cols]) <= FLOAT32_MAX):
       bad = np.flatnonzero(~good & ~blank)
       if bad.size:
         lines = split_lines(body)
