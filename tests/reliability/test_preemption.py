@@ -125,7 +125,7 @@ def test_full_checkpoint_folder_stops_within_seconds_and_keeps_the_last_step(tmp
     text = r.text()
     assert rc == 2, text[-3000:]
     err = [l for l in text.splitlines() if l.startswith("error: CheckpointWriteError")]
-    assert err and "No space left on device" in err[0] or "not writable" in err[0], text[-3000:]
+    assert err and "No space left on device" in err[0], text[-3000:]  # probe or save
     assert "Traceback" not in text and len(text.splitlines()) < 200
     (wd / "checkpoints" / "filler").unlink()
     rc, text = _runs.run(wd, *FLAGS)
