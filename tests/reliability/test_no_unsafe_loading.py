@@ -26,8 +26,9 @@ def _name(node) -> str:
 def _findings(path: Path) -> list[str]:
   tree = ast.parse(path.read_text(), filename=str(path))
   out = []
+  rel = str(path.relative_to(PACKAGE.parent))
   for node in ast.walk(tree):
-    where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+    where = f"{rel}:{getattr(node, 'lineno', 0)}"
     if isinstance(node, ast.Import):
       out += [f"{where}: import {a.name}" for a in node.names
               if a.name.split(".")[0] in UNSAFE_MODULES]
