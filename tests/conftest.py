@@ -20,3 +20,15 @@ def shared_data() -> Path:
   if not SHARED_DATA.is_dir():
     pytest.skip(f"{SHARED_DATA} not present")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_workdir(tmp_path_factory) -> str:
+  """One trained smoke run (configs/default.py:smoke) per test session, shared by the
+  inference and serving tests."""
+  from seqrec_jax import presets  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.train import loop  # pylint: disable=import-outside-toplevel
+  path = tmp_path_factory.getbasetemp() / "smoke_run"
+  if not (path / "final.json").exists():
+    loop.train_and_evaluate(presets.default("smoke"), str(path))
+  return str(path)

@@ -18,7 +18,6 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from seqrec_jax import presets  # noqa: E402
 from seqrec_jax.feedback import FeedbackLog, read_events  # noqa: E402
 from seqrec_jax.infer.recommend import Recommender  # noqa: E402
 
@@ -32,14 +31,6 @@ def same(got, want):
                              rtol=1e-5, atol=1e-6)
   return True
 
-
-def smoke_workdir(tmp_path_factory) -> str:
-  """One trained smoke run per test session, shared by the modules that need it."""
-  path = tmp_path_factory.getbasetemp() / "smoke_run"
-  if not (path / "final.json").exists():
-    from seqrec_jax.train import loop  # pylint: disable=import-outside-toplevel
-    loop.train_and_evaluate(presets.default("smoke"), str(path))
-  return str(path)
 
 
 class Server:
@@ -72,8 +63,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-  workdir = smoke_workdir(tmp_path_factory)
+def setup(smoke_workdir, tmp_path_factory):
+  workdir = smoke_workdir
   log = tmp_path_factory.mktemp("serve") / "feedback.jsonl"
   # A batch waits up to 50 ms for more requests, so the batching test does not depend
   # on how fast a loaded machine's client opens its connections.
@@ -168,8 +159,8 @@ def test_feedback_is_appended(setup):
   assert last["time"] == 1704164645.0 and last["event"] == "rating"
 
 
-def test_no_acknowledged_feedback_is_lost_to_sigkill(tmp_path_factory):
-  workdir = smoke_workdir(tmp_path_factory)
+def test_no_acknowledged_feedback_is_lost_to_sigkill(smoke_workdir, tmp_path_factory):
+  workdir = smoke_workdir
   log = tmp_path_factory.mktemp("kill") / "feedback.jsonl"
   server = Server(f"--workdir={workdir}", f"--feedback_path={log}")
   acked, lock, stop = [], threading.Lock(), threading.Event()
@@ -213,9 +204,9 @@ def test_no_acknowledged_feedback_is_lost_to_sigkill(tmp_path_factory):
     restarted.kill(signal.SIGTERM)
 
 
-def test_serves_from_an_export(tmp_path_factory):
+def test_serves_from_an_export(smoke_workdir, tmp_path_factory):
   from seqrec_jax.infer.export import export_recommender  # pylint: disable=import-outside-toplevel
-  workdir = smoke_workdir(tmp_path_factory)
+  workdir = smoke_workdir
   out = tmp_path_factory.mktemp("served_export")
   export_recommender(workdir, str(out), k=20, platforms=("cpu",))
   server = Server(f"--export={out}")

@@ -9,23 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from seqrec_jax import presets
 from seqrec_jax.infer import export as export_lib
 from seqrec_jax.infer.recommend import Recommender, Request
 
 
-def smoke_workdir(tmp_path_factory) -> str:
-  """One trained smoke run per test session, shared by the modules that need it."""
-  path = tmp_path_factory.getbasetemp() / "smoke_run"
-  if not (path / "final.json").exists():
-    from seqrec_jax.train import loop  # pylint: disable=import-outside-toplevel
-    loop.train_and_evaluate(presets.default("smoke"), str(path))
-  return str(path)
-
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  workdir = smoke_workdir(tmp_path_factory)
+def exported(smoke_workdir, tmp_path_factory):
+  workdir = smoke_workdir
   out = tmp_path_factory.mktemp("export")
   meta = export_lib.export_recommender(workdir, str(out), k=20, platforms=("cpu",))
   return workdir, str(out), meta, Recommender.from_workdir(workdir, k_max=20)

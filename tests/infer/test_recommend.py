@@ -20,18 +20,10 @@ from seqrec_jax.models.adversarial import Discriminator
 REPO = Path(__file__).resolve().parents[2]
 
 
-def smoke_workdir(tmp_path_factory) -> str:
-  """One trained smoke run per test session, shared by the modules that need it."""
-  path = tmp_path_factory.getbasetemp() / "smoke_run"
-  if not (path / "final.json").exists():
-    from seqrec_jax.train import loop  # pylint: disable=import-outside-toplevel
-    loop.train_and_evaluate(presets.default("smoke"), str(path))
-  return str(path)
-
 
 @pytest.fixture(scope="module")
-def rec(tmp_path_factory):
-  return Recommender.from_workdir(smoke_workdir(tmp_path_factory), k_max=20)
+def rec(smoke_workdir):
+  return Recommender.from_workdir(smoke_workdir, k_max=20)
 
 
 def _reference(rec, history, k, banned=(), allowed=None):
@@ -181,8 +173,8 @@ def _cli(*flags):
                         capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_cli_user_history_json_and_errors(rec, tmp_path_factory):
-  workdir = smoke_workdir(tmp_path_factory)
+def test_cli_user_history_json_and_errors(smoke_workdir, rec, tmp_path_factory):
+  workdir = smoke_workdir
   u0, u1 = rec.user_ids[0].item(), rec.user_ids[1].item()
   out = _cli(f"--workdir={workdir}", f"--user={u0},{u1}", "--k=4")
   assert out.returncode == 0, out.stderr
