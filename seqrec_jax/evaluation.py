@@ -21,6 +21,7 @@ from jax.sharding import Mesh
 
 from seqrec_jax import metrics, parallel, sharded_ranking
 from seqrec_jax.data import pipeline
+from seqrec_jax.data.dataset import train_item_counts  # noqa: F401  (evaluation's counts)
 from seqrec_jax.models.interfaces import item_scores
 
 
@@ -76,16 +77,6 @@ def jit_rank_step(model: nn.Module, num_items: int, params_sh: Any, mesh: Mesh, 
   fn = lambda p, h, t, s: rank_step(p, h, t, s, model=model, num_items=num_items, top_k=k,
                                     features=feats, mesh=mesh)
   return jax.jit(fn, in_shardings=(params_sh, data, data, data), out_shardings=data)
-
-
-def train_item_counts(split) -> np.ndarray:
-  """[num_items + 1] int64: how often each item occurs in the training parts of a
-  `LeaveOneOut` split (popularity and novelty of `evaluate_stage`)."""
-  data = split.data
-  lengths = np.diff(data.offsets)
-  user_of = np.repeat(np.arange(lengths.size), lengths)  # [N]
-  in_train = np.arange(data.items.size) < split.train_end[user_of]
-  return np.bincount(data.items[in_train], minlength=data.num_items + 1).astype(np.int64)
 
 
 @dataclasses.dataclass

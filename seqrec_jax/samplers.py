@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqrec_jax.data.dataset import train_item_counts
 from seqrec_jax.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler")
@@ -127,11 +128,7 @@ def all_items(rng: jax.Array, ctx: SampleContext, num: int, shared: bool) -> Neg
 def item_log_frequencies(split) -> np.ndarray:
   """[num_items + 1] log of each item's share of the training targets (pad: -inf),
   from the training part of every sequence (never validation or test)."""
-  data = split.data
-  starts, ends = data.offsets[:-1], split.train_end
-  parts = [data.items[s:e] for s, e in zip(starts, ends) if e > s]
-  items = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-  counts = np.bincount(items, minlength=data.num_items + 1).astype(np.float64)
+  counts = train_item_counts(split).astype(np.float64)
   counts[0] = 0.0
   with np.errstate(divide="ignore"):
     return np.log(counts / max(counts.sum(), 1.0)).astype(np.float32)

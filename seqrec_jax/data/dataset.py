@@ -122,6 +122,17 @@ def check_evaluable(split: LeaveOneOut, source: str = "") -> None:
         f"{where}no training sequences: every user has fewer than 2 training items ({left})")
 
 
+def train_item_counts(split: "LeaveOneOut") -> np.ndarray:
+  """[num_items + 1] int64: how often each item occurs in the training parts of a split
+  (never validation or test); row 0 (padding) is 0. Used by evaluation (popularity,
+  novelty) and by the samplers (item frequencies)."""
+  data = split.data
+  lengths = np.diff(data.offsets)
+  user_of = np.repeat(np.arange(lengths.size), lengths)  # [N]
+  in_train = np.arange(data.items.size) < split.train_end[user_of]
+  return np.bincount(data.items[in_train], minlength=data.num_items + 1).astype(np.int64)
+
+
 def leave_one_out(data: SequenceDataset, leave_last_k: int = 0) -> LeaveOneOut:
   """Leave-one-out split; `leave_last_k > 0` first sets each user's last k items aside."""
   if leave_last_k < 0:
