@@ -45,22 +45,20 @@ def rank_step(params: Any, history: jax.Array, targets: jax.Array, seen: jax.Arr
   slice by slice on the devices that hold the table's rows (`sharded_ranking`): the
   same ranks and lists, and no [users, catalogue] array on any device.
   """
-  if mesh is not None and mesh.shape.get("model", 1) > 1:
+  if mesh is not None and mesh.shape.get("model", 1) > 1:  # one slice-wise scoring pass
     states, table = model.apply({"params": params}, history, method=_states_and_table)
-    ranks = lambda excl: sharded_ranking.target_ranks(states, table, targets, num_items, mesh,
-                                                      seen=excl)
-    tops = lambda excl: sharded_ranking.top_k_items(states, table, top_k, num_items, mesh,
-                                                    seen=excl)
+    out = sharded_ranking.ranks_and_top_k(states, table, targets, seen, num_items, mesh, top_k)
+    tops = {"": out.pop("top", None), "_excl": out.pop("top_excl", None)}
   else:
     scores = model.apply({"params": params}, history, method=item_scores).astype(jnp.float32)
-    ranks = lambda excl: metrics.target_ranks(scores, targets, num_items, seen=excl)
-    tops = lambda excl: metrics.top_k_items(scores, top_k, num_items, seen=excl)
-  out = {"rank": ranks(None), "rank_excl": ranks(seen)}
+    out = {"rank": metrics.target_ranks(scores, targets, num_items),
+           "rank_excl": metrics.target_ranks(scores, targets, num_items, seen=seen)}
+    tops = ({suffix: metrics.top_k_items(scores, top_k, num_items, seen=excl)
+             for suffix, excl in (("", None), ("_excl", seen))} if top_k else {})
   if top_k:
     if features is None:
       features = model.apply({"params": params}, method=lambda m: m.item_table())
-    for suffix, excluded in (("", None), ("_excl", seen)):
-      top = tops(excluded)
+    for suffix, top in tops.items():
       out["top" + suffix] = top
       out["ild" + suffix] = metrics.intra_list_distance(top, features)
   return out

@@ -21,20 +21,71 @@ def _pad_rows(table: jax.Array, multiple: int) -> jax.Array:
   return jnp.pad(table, ((0, pad), (0, 0))) if pad else table
 
 
-def _local_scores(states, table_slice, num_items, seen, axis: str):
-  """This device's [b, v] scores with unrankable columns at -inf, and its column ids."""
+def _slice_scores(states, table_slice, axis: str):
+  """This device's [b, v] scores, the global item ids of its columns [v] and offset."""
   v = table_slice.shape[0]
   offset = jax.lax.axis_index(axis) * v
   cols = offset + jnp.arange(v)  # [v] global item ids of this slice
   scores = jnp.dot(states.astype(jnp.float32), table_slice.astype(jnp.float32).T)  # [b, v]
-  rankable = (cols >= 1) & (cols <= num_items)
-  rankable = jnp.broadcast_to(rankable[None], scores.shape)
+  return scores, cols, offset
+
+
+def _rankable(scores, cols, offset, num_items, seen):
+  """[b, v] bool: columns of items 1..num_items, minus this row's `seen` ids if given."""
+  v = cols.shape[0]
+  rankable = jnp.broadcast_to(((cols >= 1) & (cols <= num_items))[None], scores.shape)
   if seen is not None:  # [b, S] ids -> this slice's columns (others dropped: index v)
     local_ids = jnp.where((seen >= offset) & (seen < offset + v), seen - offset, v)
     rows = jnp.arange(seen.shape[0])[:, None]
     rankable = rankable & ~jnp.zeros(scores.shape, jnp.bool_).at[rows, local_ids].set(
         True, mode="drop")
-  return scores, cols, rankable
+  return rankable
+
+
+def _slice_rank(scores, cols, rankable, targets, axis: str):
+  """[b] global ranks: per-slice counts of items scoring >= the target, summed."""
+  own = cols[None, :] == targets[:, None]  # [b, v]: the target's column, on one slice only
+  target_score = jax.lax.psum(jnp.sum(jnp.where(own, scores, 0.0), axis=1), axis)  # [b]
+  above = rankable & ~own & (scores >= target_score[:, None])
+  return jax.lax.psum(jnp.sum(above, axis=1), axis).astype(jnp.int32)
+
+
+def _slice_top_k(scores, cols, rankable, k: int, axis: str):
+  """[b, k] global top-k: each slice's own top-k, all-gathered, then the top-k of those."""
+  kk = min(k, cols.shape[0])
+  vals, idx = jax.lax.top_k(jnp.where(rankable, scores, -jnp.inf), kk)  # [b, kk]
+  vals = jax.lax.all_gather(vals, axis, axis=1, tiled=True)  # [b, m * kk], slice order
+  ids = jax.lax.all_gather(cols[idx], axis, axis=1, tiled=True)
+  best = jax.lax.top_k(vals, k)[1]  # ties: the earlier slice, i.e. the lower id
+  return jnp.take_along_axis(ids, best, axis=1).astype(jnp.int32)
+
+
+def ranks_and_top_k(states: jax.Array, table: jax.Array, targets: jax.Array, seen: jax.Array,
+                    num_items: int, mesh: Mesh, k: int = 0, axis: str = "model") -> dict:
+  """What evaluation needs from one slice-wise scoring pass: "rank" and "rank_excl" [B]
+  (with `seen` [B, S] excluded) and, with `k` > 0, "top" and "top_excl" [B, k]."""
+  table = _pad_rows(table, mesh.shape[axis])
+
+  def local(st, tab, tgt, sn):
+    scores, cols, offset = _slice_scores(st, tab, axis)
+    every = _rankable(scores, cols, offset, num_items, None)
+    unseen = _rankable(scores, cols, offset, num_items, sn)
+    out = {"rank": _slice_rank(scores, cols, every, tgt, axis),
+           "rank_excl": _slice_rank(scores, cols, unseen, tgt, axis)}
+    if k:
+      out["top"] = _slice_top_k(scores, cols, every, k, axis)
+      out["top_excl"] = _slice_top_k(scores, cols, unseen, k, axis)
+    return out
+
+  specs = {"rank": P("data"), "rank_excl": P("data"), "top": P("data", None),
+           "top_excl": P("data", None)}
+  fn = jax.shard_map(local, mesh=mesh,
+                     in_specs=(P("data", None), P(axis, None), P("data"), P("data", None)),
+                     out_specs={key: specs[key] for key in
+                                (("rank", "rank_excl", "top", "top_excl") if k
+                                 else ("rank", "rank_excl"))},
+                     check_vma=False)  # the merged top-k is the same on every slice
+  return fn(states, table, targets, seen)
 
 
 def target_ranks(states: jax.Array, table: jax.Array, targets: jax.Array, num_items: int,
@@ -44,11 +95,8 @@ def target_ranks(states: jax.Array, table: jax.Array, targets: jax.Array, num_it
   table = _pad_rows(table, mesh.shape[axis])
 
   def local(st, tab, tgt, sn):
-    scores, cols, rankable = _local_scores(st, tab, num_items, sn, axis)
-    own = cols[None, :] == tgt[:, None]  # [b, v]: the target's column, on one slice only
-    target_score = jax.lax.psum(jnp.sum(jnp.where(own, scores, 0.0), axis=1), axis)  # [b]
-    above = rankable & ~own & (scores >= target_score[:, None])
-    return jax.lax.psum(jnp.sum(above, axis=1), axis).astype(jnp.int32)
+    scores, cols, offset = _slice_scores(st, tab, axis)
+    return _slice_rank(scores, cols, _rankable(scores, cols, offset, num_items, sn), tgt, axis)
 
   seen_arg = jnp.zeros((states.shape[0], 1), jnp.int32) if seen is None else seen
   fn = jax.shard_map(local, mesh=mesh,
@@ -62,15 +110,10 @@ def top_k_items(states: jax.Array, table: jax.Array, k: int, num_items: int, mes
   """[B, k] int32 the k best-scoring items in 1..num_items (excluding `seen`), merged
   from each slice's own top-k."""
   table = _pad_rows(table, mesh.shape[axis])
-  kk = min(k, table.shape[0] // mesh.shape[axis])
 
   def local(st, tab, sn):
-    scores, cols, rankable = _local_scores(st, tab, num_items, sn, axis)
-    vals, idx = jax.lax.top_k(jnp.where(rankable, scores, -jnp.inf), kk)  # [b, kk]
-    vals = jax.lax.all_gather(vals, axis, axis=1, tiled=True)  # [b, m * kk], slice order
-    ids = jax.lax.all_gather(cols[idx], axis, axis=1, tiled=True)
-    best = jax.lax.top_k(vals, k)[1]  # ties: the earlier slice, i.e. the lower id
-    return jnp.take_along_axis(ids, best, axis=1).astype(jnp.int32)
+    scores, cols, offset = _slice_scores(st, tab, axis)
+    return _slice_top_k(scores, cols, _rankable(scores, cols, offset, num_items, sn), k, axis)
 
   seen_arg = jnp.zeros((states.shape[0], 1), jnp.int32) if seen is None else seen
   fn = jax.shard_map(local, mesh=mesh,
