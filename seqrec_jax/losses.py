@@ -115,11 +115,10 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   return _weighted_mean(nll, w, denominator)
 
 
-def _negatives(rng: jax.Array, h: jax.Array, t: jax.Array, w: jax.Array, vocab: int,
+def _negatives(rng: jax.Array, t: jax.Array, w: jax.Array, vocab: int,
                num: int, sampler: str, shared: bool, stats) -> samplers.Negatives:
   ctx = samplers.SampleContext(vocab=vocab, log_freq=getattr(stats, "log_freq", None),
                                targets=t, weights=w, alpha=getattr(stats, "alpha", 1.0))
-  del h
   return samplers.SAMPLERS.get(sampler)(rng, ctx, num, shared)
 
 
@@ -139,7 +138,7 @@ def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights
   the positive term is -beta * log sigmoid(s+) (gBCE, `gbce`). A negative that hits
   the target is masked out rather than redrawn."""
   h, t, w = _flatten(hidden, targets, weights)
-  negs = _negatives(rng, h, t, w, table.shape[0], num_negatives, sampler, shared, stats)
+  negs = _negatives(rng, t, w, table.shape[0], num_negatives, sampler, shared, stats)
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
   neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
@@ -170,7 +169,7 @@ def sampled_softmax(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   hidden [B, L, D], table [V, D], targets/weights [B, L] -> scalar.
   """
   h, t, w = _flatten(hidden, targets, weights)
-  negs = _negatives(rng, h, t, w, table.shape[0], num_negatives, sampler, shared, stats)
+  negs = _negatives(rng, t, w, table.shape[0], num_negatives, sampler, shared, stats)
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
   neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
