@@ -163,10 +163,8 @@ def run_git(report: dict | None) -> str:
 
 
 def machine() -> dict:
-  dev = jax.devices()[0]
-  return {"backend": jax.default_backend(), "device_kind": dev.device_kind,
-          "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-          "host": platform.node(), "jax": jax.__version__, "python": platform.python_version(),
+  """The engine's `machine_info()` (what final.json records) plus Python and the time."""
+  return {**engine.machine_info(), "python": platform.python_version(),
           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
