@@ -46,8 +46,8 @@ def test_logq_corrected_estimate_matches_the_softmax_gradient_on_average():
   """Sampled softmax is self-normalised importance sampling: with the logQ correction
   the mean gradient over many draws converges to the full-softmax gradient as the
   negatives grow (bias O(1/K): measured 0.38, 0.095, 0.015, 0.003 relative error at
-  K = 16, 64, 256, 1024); without it the estimate stays pulled toward the proposal's
-  popular items (~0.34 at every K)."""
+  K = 16, 64, 256, 1024; benchmarks/logq_bias.py); without it the estimate stays pulled
+  toward the proposal's popular items (0.52 down to 0.34)."""
   v, d = 9, 4
   rng = np.random.default_rng(1)
   hidden = jnp.asarray(rng.normal(size=(1, 1, d)), jnp.float32)
