@@ -36,12 +36,14 @@ class CheckpointWriteError(CheckpointError):
   """A checkpoint could not be written; the previous ones are intact."""
 
 
-def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+def _manager(directory: str, max_to_keep: int, read_only: bool = False
+             ) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(directory),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
-          cleanup_tmp_directories=True,  # half-written saves of a killed run
+          max_to_keep=max_to_keep, create=not read_only, enable_async_checkpointing=True,
+          # half-written saves of a killed run (never in another run's folder)
+          cleanup_tmp_directories=not read_only,
           # Create step folders in the calling thread: on a read-only folder the error is
           # raised here at once (asynchronously, the main thread waits for a signal the
           # failed background thread never sends).
@@ -86,12 +88,15 @@ def probe_writable(directory: str) -> None:
 class Checkpoints:
   """Latest-N resumable checkpoints plus the two newest best-on-validation ones."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 2):
+  def __init__(self, workdir: str, max_to_keep: int = 2, read_only: bool = False):
+    """`read_only`: only restore, and never move a damaged step aside (another run's
+    checkpoints, e.g. the model version an update starts from)."""
     if max_to_keep < 1:
       raise ValueError(f"max_to_keep={max_to_keep} must be >= 1")
+    self.read_only = read_only
     self.dirs = os.path.join(workdir, "checkpoints"), os.path.join(workdir, "best")
-    self.latest = _manager(self.dirs[0], max_to_keep)
-    self.best = _manager(self.dirs[1], 2)
+    self.latest = _manager(self.dirs[0], max_to_keep, read_only)
+    self.best = _manager(self.dirs[1], 2, read_only)
 
   def ensure_writable(self) -> None:
     """Raises CheckpointWriteError now if either folder cannot be written (a training run
@@ -137,6 +142,9 @@ class Checkpoints:
       manager.delete(step)
 
   def _save(self, manager: ocp.CheckpointManager, step: int, items: dict) -> None:
+    if self.read_only:
+      raise CheckpointWriteError(f"{manager.directory} was opened read-only")
+
     def go():
       manager.check_for_errors()  # a failed earlier save stops the run here
       self._replace_existing(manager, step)
@@ -170,7 +178,7 @@ class Checkpoints:
     longer a step) so later saves and restores never meet it again."""
     import jax  # pylint: disable=import-outside-toplevel
     path = os.path.join(str(manager.directory), str(step))
-    if jax.process_index() != 0 or not os.path.isdir(path):
+    if self.read_only or jax.process_index() != 0 or not os.path.isdir(path):
       return
     target, n = path + ".damaged", 1
     while os.path.exists(target):

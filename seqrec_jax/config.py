@@ -38,7 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  c.data.format = "synthetic"  # synthetic | movielens | ml100k | movielens_csv | sasrec | s3rec | table
+  c.data.format = "synthetic"  # synthetic | movielens | ml100k | movielens_csv | sasrec | s3rec | table | sequences (a saved .npz)
   c.data.root = ""  # relative paths below are read from here ($SEQREC_DATA overrides)
   c.data.path = ""
   c.data.time_path = ""  # s3rec: aligned timestamps file
@@ -125,6 +125,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_to_keep = 2
   c.train.checkpoint_every_secs = 0.0  # > 0: also checkpoint when this long has passed since the last save
   c.train.max_steps_this_run = 0  # > 0: checkpoint and exit after this many steps (time-sliced jobs)
+  c.train.init_from = ""  # a run directory: start from its latest state (item tables may grow; MLE only)
   # Input path: grain (host pipeline, any task) | device (whole dataset on the accelerator,
   # batches built inside the jitted step; causal task only; see data/device_data.py).
   c.train.input = "grain"
@@ -316,6 +317,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.train.input='device' supports only the causal task (SASRec); "
                      f"task {task_name(cfg)!r} (model.name={cfg.model.name!r}) needs "
                      f"config.train.input='grain'")
+  if cfg.train.init_from and cfg.gan.enabled:
+    raise ValueError("config.train.init_from is supported for MLE runs only (config.gan.enabled "
+                     "is True)")
+  if cfg.train.init_from and not os.path.isfile(os.path.join(cfg.train.init_from, "config.json")):
+    raise FileNotFoundError(f"config.train.init_from={cfg.train.init_from!r}: not a run "
+                            "directory (no config.json there)")
   allowed = model_tasks().get(cfg.model.name)
   if allowed and task_name(cfg) not in allowed:
     raise ValueError(f"config.task.name={cfg.task.name!r} does not train model.name="

@@ -118,6 +118,7 @@ RULES: dict[str, Rule] = {
     "train.eval_every_epochs": POS, "train.patience": NONNEG,
     "train.checkpoint_every_epochs": POS, "train.max_to_keep": POS,
     "train.checkpoint_every_secs": NONNEG, "train.max_steps_this_run": NONNEG,
+    "train.init_from": ANY,
     "train.input": REG, "train.steps_per_dispatch": POS, "train.length_grouping": NONNEG,
     "train.packing": ANY,
     # eval
@@ -155,7 +156,7 @@ def _named_choices(name: str, key: str) -> tuple:
     return None if found is None else tuple(found)
   if name == "formats":
     from seqrec_jax.data.sources import SOURCES
-    return ("synthetic",) + tuple(sorted(SOURCES))
+    return ("synthetic", "sequences") + tuple(sorted(SOURCES))
   if name == "downloads":
     from seqrec_jax.data import download
     return ("",) + tuple(sorted(download.ARCHIVES))

@@ -5,6 +5,8 @@ An HTTP JSON service (FastAPI on uvicorn) for the run's best recommender, or for
 export (`infer/export.py`; then no model code runs, only the exported StableHLO):
 POST /recommend, POST /feedback (appended durably to `<workdir>/feedback.jsonl`, or
 `<export>/feedback.jsonl`), GET /health, /version, /stats; see `serving/app.py`.
+With `--workdir`, a model version that `python -m seqrec_jax.update` publishes is picked
+up within `--reload_secs` (loaded and warmed up beside the serving one, then swapped in).
 Concurrent recommendation requests are micro-batched into one jitted call. Prints
 `listening on http://HOST:PORT` once the model is loaded (`--port=0`: any free port).
 """
@@ -30,6 +32,25 @@ _WAIT_MS = flags.DEFINE_float("batch_wait_ms", 0.0,
                               "what is queued).")
 _K_MAX = flags.DEFINE_integer("k_max", 100, "Largest k a request may ask for (workdir only).")
 _WARMUP = flags.DEFINE_bool("warmup", True, "Compile every batch size before serving.")
+_RELOAD_SECS = flags.DEFINE_float("reload_secs", 2.0,
+                                  "--workdir: check for a newly published model version this "
+                                  "often (0: never)")
+
+
+def version_watcher(workdir: str, rec, **kw):
+  """`() -> Recommender | None`: the newly published version of `workdir`, once."""
+  from seqrec_jax import versions  # pylint: disable=import-outside-toplevel
+  current = {"name": rec.info.get("model_version", "0")}
+
+  def reload():
+    name = versions.latest_name(workdir) or "0"
+    if name == current["name"]:
+      return None
+    new = type(rec).from_workdir(workdir, **kw)
+    current["name"] = new.info["model_version"]
+    return new
+
+  return reload
 
 
 def main(argv):
@@ -46,9 +67,12 @@ def main(argv):
   else:
     from seqrec_jax.infer.recommend import Recommender  # pylint: disable=import-outside-toplevel
     rec = Recommender.from_workdir(_WORKDIR.value, k_max=_K_MAX.value, max_batch=_MAX_BATCH.value)
+  reload = None
+  if _WORKDIR.value and _RELOAD_SECS.value > 0:
+    reload = version_watcher(_WORKDIR.value, rec, k_max=_K_MAX.value, max_batch=_MAX_BATCH.value)
   feedback = _FEEDBACK.value or os.path.join(_WORKDIR.value or _EXPORT.value, "feedback.jsonl")
   api = create_app(rec, feedback, max_batch=_MAX_BATCH.value, max_wait_ms=_WAIT_MS.value,
-                   warmup=_WARMUP.value)
+                   warmup=_WARMUP.value, reload=reload, reload_secs=_RELOAD_SECS.value)
   sock = socket.socket(socket.AF_INET6 if ":" in _HOST.value else socket.AF_INET)
   sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
   sock.bind((_HOST.value, _PORT.value))

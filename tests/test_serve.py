@@ -5,8 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ pytest.importorskip("uvicorn")
 
 from seqrec_jax.feedback import FeedbackLog, read_events  # noqa: E402
 from seqrec_jax.infer.recommend import Recommender  # noqa: E402
+from serving_util import Server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,35 +30,6 @@ def same(got, want):
                              rtol=1e-5, atol=1e-6)
   return True
 
-
-
-class Server:
-  """`python -m seqrec_jax.serve` on 127.0.0.1, any free port."""
-
-  def __init__(self, *flags):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
-    self.proc = subprocess.Popen(
-        [sys.executable, "-m", "seqrec_jax.serve", "--host=127.0.0.1", "--port=0",
-         "--warmup=false", "--max_batch=64", *flags],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    line = ""
-    while time.time() < deadline:
-      line = self.proc.stdout.readline()
-      if line.startswith("listening on "):
-        break
-      if self.proc.poll() is not None:
-        raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
-    else:
-      self.kill()
-      raise RuntimeError("server did not start")
-    self.url = line.split()[2]
-
-  def kill(self, sig=signal.SIGKILL):
-    if self.proc.poll() is None:
-      self.proc.send_signal(sig)
-      self.proc.wait(30)
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,22 @@ def _valid(ds: SequenceDataset) -> bool:
           and (ds.items.size == 0 or int(ds.items.max()) <= ds.num_items))
 
 
+def load_sequences(path: str) -> SequenceDataset:
+  """A `SequenceDataset.save` file (`data.format="sequences"`): dense ids and id maps as
+  saved, no reader or filters (what `seqrec_jax.update` writes for each model version)."""
+  if not path or not os.path.isfile(path):
+    raise FileNotFoundError(f"data.path: no sequences .npz file at {path!r}")
+  try:
+    ds = SequenceDataset.load(path)
+  except Exception as e:  # pylint: disable=broad-except (zip, npz, json)
+    raise ValueError(f"data.path: {path} is not a readable sequences .npz file "
+                     f"({type(e).__name__}: {e})") from None
+  if not _valid(ds):
+    raise ValueError(f"data.path: {path} has inconsistent arrays (offsets, items, times, ids)")
+  ds.report.update(cache="off", sequences_file=os.path.abspath(path))
+  return ds
+
+
 def load_dataset(data_cfg: Any) -> SequenceDataset:
   """Reads, filters and packs the dataset the `data` config names, using the cache.
 
@@ -115,9 +131,11 @@ def load_dataset(data_cfg: Any) -> SequenceDataset:
     ds = build_sequence_dataset(synthetic.generate_interactions(**kw), opts)
     ds.report["cache"] = "off"
     return ds
+  if fmt == "sequences":  # a SequenceDataset saved as .npz (e.g. by `update`): used as is
+    return load_sequences(config_lib.data_path(data_cfg, "path"))
   if fmt not in SOURCES:
     raise ValueError(f"data.format: unknown format {fmt!r}; valid: "
-                     f"{sorted(SOURCES) + ['synthetic']}")
+                     f"{sorted(SOURCES) + ['sequences', 'synthetic']}")
   files = _input_files(data_cfg)
   kw = reader_kwargs(data_cfg)
   if kw.get("time_path"):

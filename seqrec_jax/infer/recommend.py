@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqrec_jax.data.ids import IdMap, item_map, python_value as _py
+
 K_MAX = 100  # the most items one request may ask for (the device function's k)
 MAX_BATCH = 256
 
@@ -87,42 +89,6 @@ class UnknownIdError(KeyError):
 
   def __str__(self) -> str:
     return str(self.args[0])
-
-
-def _py(value):
-  return value.item() if hasattr(value, "item") else value
-
-
-class IdMap:
-  """Raw id <-> dense index. Raw ids are ints or strings as in the data files; a lookup
-  accepts either spelling (42, "42"). `skip_first`: index 0 is a placeholder (items)."""
-
-  def __init__(self, raw_ids: np.ndarray, skip_first: bool = False):
-    self.raw = raw_ids
-    self._index: dict = {}
-    for i, raw in enumerate(raw_ids.tolist()):
-      if skip_first and i == 0:
-        continue
-      self._index.setdefault(raw, i)
-      self._index.setdefault(str(raw), i)
-
-  def get(self, raw) -> int | None:
-    if isinstance(raw, bool):
-      return None
-    i = self._index.get(raw)
-    if i is None and isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-      i = self._index.get(int(raw.strip()))
-    if i is None and not isinstance(raw, str):
-      i = self._index.get(str(raw))
-    return i
-
-  def __len__(self) -> int:
-    return len(self._index)
-
-
-def item_map(item_ids: np.ndarray) -> IdMap:
-  """Raw item id -> dense id in 1..num_items (`item_ids[0]` is the padding placeholder)."""
-  return IdMap(item_ids, skip_first=True)
 
 
 def read_titles_tsv(path: str) -> dict:
@@ -256,10 +222,18 @@ class Recommender:
 
   @classmethod
   def from_workdir(cls, workdir: str, **kw) -> "Recommender":
-    from seqrec_jax.infer.restore import restore  # pylint: disable=import-outside-toplevel
-    rec = cls.from_restored(restore(workdir), **kw)
+    """The run's newest published model version (`versions.latest`: the run itself
+    until `seqrec_jax.update` has published one)."""
+    # pylint: disable=import-outside-toplevel
+    from seqrec_jax import versions
+    from seqrec_jax.infer.restore import restore
+    name = versions.latest_name(workdir)
+    vdir = versions.latest(workdir)
+    rec = cls.from_restored(restore(vdir), **kw)
     rec.info["workdir"] = os.path.abspath(workdir)
-    final = os.path.join(workdir, "final.json")
+    rec.info["model_version"] = name or "0"
+    rec.info["version_dir"] = os.path.abspath(vdir)
+    final = os.path.join(vdir, "final.json")
     if os.path.exists(final):
       with open(final) as f:
         rec.info["trained_at_revision"] = json.load(f).get("git", "")

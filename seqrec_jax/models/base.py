@@ -6,7 +6,7 @@ A model subclasses it, adds only its own fields, and implements the scoring inte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -32,6 +32,9 @@ class SequenceModel(nn.Module):
   emb_dropout: float = 0.2
   dtype: Dtype = jnp.float32
   attention_impl: str | None = None  # None: JAX picks ("xla" | "cudnn")
+  # Rows after the items in the item table (e.g. a mask token): num_items + 1, ... They
+  # move when the catalogue grows (`train/warm_start.py`).
+  num_special_tokens: ClassVar[int] = 0
 
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

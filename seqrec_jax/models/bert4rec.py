@@ -16,6 +16,8 @@ and the block stack under `nn.scan` (`scan_layers`) with rematerialisation (`rem
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -44,13 +46,15 @@ class BERT4Rec(SequenceModel):
   # The block stack, as in SASRec (nn.scan over stacked params; none | full | dots):
   scan_layers: bool = False
   remat: str = "none"
+  num_special_tokens: ClassVar[int] = 1  # the mask token, row num_items + 1
 
   @property
   def mask_id(self) -> int:
     return self.num_items + 1
 
   def setup(self):
-    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, num_special=1,
+    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim,
+                                               num_special=self.num_special_tokens,
                                                dtype=self.dtype)
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)

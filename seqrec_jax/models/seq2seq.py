@@ -14,6 +14,8 @@ decoder step with a KV cache, `decode_step(tokens, cache)` one more decoder step
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -28,13 +30,15 @@ class Seq2Seq(SequenceModel):
   """`max_len` is the encoder window and also the most decoder positions (steps)."""
 
   decoder_blocks: int = 0  # 0: same as num_blocks
+  num_special_tokens: ClassVar[int] = 1  # the [BOS] token, row num_items + 1
 
   @property
   def bos_id(self) -> int:
     return self.num_items + 1
 
   def setup(self):
-    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, num_special=1,
+    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim,
+                                               num_special=self.num_special_tokens,
                                                dtype=self.dtype)
     self.enc_positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.dec_positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)

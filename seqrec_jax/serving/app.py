@@ -6,8 +6,15 @@
   POST /feedback   {"user", "item", "event", "time"?, "value"?} -> {"seq", ...}, sent
                    only once the event is fsync'd to the log (`seqrec_jax/feedback.py`)
   GET  /health     liveness and readiness
-  GET  /version    the served model: name, run kind, best step, parameter digest, source
-  GET  /stats      request and micro-batch counters
+  GET  /version    the served model: name, run kind, best step, parameter digest, source,
+                   model version (`versions.py`)
+  GET  /stats      request and micro-batch counters, model reloads
+
+With `reload` (the service of a workdir), a background task calls it every
+`reload_secs`; when it returns a new `Recommender` (`seqrec_jax.update` published a
+version) that one is warmed up beside the serving one and then swapped in: no restart,
+no failed request. A version only adds ids, so a request prepared against the old one
+runs unchanged on the new.
 
 Errors are JSON {"error": message} (validation: plus "details"): 400 for malformed JSON,
 404 for an unknown user, 422 for an invalid request (fields, unknown history items, k
@@ -21,7 +28,10 @@ import contextlib
 import datetime as dt
 import math
 import time
+from collections.abc import Callable
 from typing import Literal
+
+from absl import logging
 
 from fastapi import FastAPI, Request as HttpRequest
 from fastapi.encoders import jsonable_encoder
@@ -85,24 +95,52 @@ def _error(status: int, message: str, **extra) -> JSONResponse:
 
 
 def create_app(rec: Recommender, feedback_path: str, *, max_batch: int = 256,
-               max_wait_ms: float = 0.0, warmup: bool = True) -> FastAPI:
+               max_wait_ms: float = 0.0, warmup: bool = True,
+               reload: Callable[[], Recommender | None] | None = None,
+               reload_secs: float = 2.0) -> FastAPI:
   """The service around `rec` (from a workdir or an export); feedback goes to
-  `feedback_path` (JSON lines, fsync'd)."""
-  batcher = MicroBatcher(rec.run_prepared, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
-  state = {"ready": False, "started": time.time()}
+  `feedback_path` (JSON lines, fsync'd). `reload() -> Recommender | None` (None: no
+  new version) is polled every `reload_secs` for a newer model."""
+  served = {"rec": rec}
+  cur = lambda: served["rec"]
+  batcher = MicroBatcher(lambda prepared: cur().run_prepared(prepared), max_batch=max_batch,
+                         max_wait_s=max_wait_ms / 1000)
+  state = {"ready": False, "started": time.time(), "reloads": 0, "reload_error": ""}
+  buckets = [b for b in (1 << i for i in range(max_batch.bit_length())) if b <= max_batch]
+
+  async def watch_versions():
+    loop = asyncio.get_running_loop()
+    while True:
+      await asyncio.sleep(reload_secs)
+      try:
+        new = await loop.run_in_executor(None, reload)
+        if new is None:
+          continue
+        if warmup:
+          await loop.run_in_executor(None, new.warmup, buckets)
+      except Exception as e:  # pylint: disable=broad-except (keep serving the current one)
+        state["reload_error"] = f"{type(e).__name__}: {e}"
+        logging.warning("model reload failed (still serving %s): %s", cur().version, e)
+        continue
+      old, served["rec"] = cur(), new
+      state["reloads"] += 1
+      state["reload_error"] = ""
+      logging.info("now serving model version %s (%s), was %s", new.info.get("model_version"),
+                   new.version, old.version)
 
   @contextlib.asynccontextmanager
   async def lifespan(app: FastAPI):
     app.state.feedback = FeedbackLog(feedback_path)
     if warmup:
-      await asyncio.get_running_loop().run_in_executor(
-          None, rec.warmup, [b for b in (1 << i for i in range(max_batch.bit_length()))
-                             if b <= max_batch])
+      await asyncio.get_running_loop().run_in_executor(None, cur().warmup, buckets)
     await batcher.start()
+    watcher = asyncio.create_task(watch_versions()) if reload is not None else None
     state["ready"] = True
     try:
       yield
     finally:
+      if watcher is not None:
+        watcher.cancel()
       await batcher.stop()
       app.state.feedback.close()
 
@@ -125,25 +163,28 @@ def create_app(rec: Recommender, feedback_path: str, *, max_batch: int = 256,
 
   @app.get("/version")
   async def version():
-    return {"version": rec.version, **rec.info, "num_items": rec.num_items,
-            "num_users": int(len(rec.user_ids)), "max_len": rec.max_len, "k_max": rec.k_max}
+    r = cur()
+    return {"version": r.version, **r.info, "num_items": r.num_items,
+            "num_users": int(len(r.user_ids)), "max_len": r.max_len, "k_max": r.k_max}
 
   @app.get("/stats")
   async def stats():
-    return {"recommend": batcher.stats.as_dict(), "feedback_events": app.state.feedback.count}
+    return {"recommend": batcher.stats.as_dict(), "feedback_events": app.state.feedback.count,
+            "model_reloads": state["reloads"], "reload_error": state["reload_error"]}
 
   @app.post("/recommend")
   async def recommend(body: RecommendBody):
     req = Request(user=body.user, history=body.history, k=body.k,
                   exclude_seen=body.exclude_seen, exclude=body.exclude, allow=body.allow)
     try:
-      prepared = rec.prepare(req)
+      r = cur()
+      prepared = r.prepare(req)
     except UnknownIdError as e:
       return _error(404 if e.kind == "user" else 422, str(e), unknown=e.ids)
     except ValueError as e:
       return _error(422, str(e))
     items = await batcher.submit(prepared)
-    return {"items": items, "model_version": rec.version}
+    return {"items": items, "model_version": r.version}
 
   @app.post("/feedback")
   async def feedback(body: FeedbackBody):
@@ -158,8 +199,9 @@ def create_app(rec: Recommender, feedback_path: str, *, max_batch: int = 256,
     if body.client_id is not None:
       event["client_id"] = body.client_id
     record = await asyncio.wrap_future(app.state.feedback.submit(event))
-    known_user = rec.users.get(body.user) is not None
-    known_item = rec.items.get(body.item) is not None
+    r = cur()
+    known_user = r.users.get(body.user) is not None
+    known_item = r.items.get(body.item) is not None
     return {"seq": record["seq"], "received": record["received"], "durable": True,
             "known_user": known_user, "known_item": known_item}
 

@@ -34,6 +34,12 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
                                    device_data.causal_batch)
     chunk = lambda state, n: train_chunk(state, data, n)
 
+  on_fresh_start = None
+  if cfg.train.init_from:  # begin from another run's latest state (item tables may grow)
+    from seqrec_jax.train import warm_start  # pylint: disable=import-outside-toplevel
+    on_fresh_start = lambda state: warm_start.warm_start(
+        state, s.state_sh, cfg.train.init_from, s.model, cfg.model.max_len, s.tx, mesh)
+
   def eval_params(state):
     params = optim.eval_params(state.params, state.opt_state)  # the average, if kept
     return params, (state.params if params is not state.params else None)
@@ -51,4 +57,5 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
       num_epochs=cfg.train.num_epochs, eval_every_epochs=cfg.train.eval_every_epochs,
       patience=cfg.train.patience, rank_model=s.model, rank_params_sh=s.state_sh.params,
       eval_params=eval_params, log_fields=log_fields, log_line=_log_line,
-      data_seed=cfg.seed, group_batches=cfg.train.length_grouping, chunk=chunk)
+      data_seed=cfg.seed, group_batches=cfg.train.length_grouping, chunk=chunk,
+      on_fresh_start=on_fresh_start)

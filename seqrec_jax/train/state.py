@@ -25,6 +25,23 @@ class TrainState:
   rng: jax.Array  # [2] uint32 raw key; folded with `step` for per-step randomness
 
 
+def state_shardings(init_params: Callable[[jax.Array], Any], tx: optax.GradientTransformation,
+                    mesh: Mesh, rules=parallel.DEFAULT_RULES) -> tuple[TrainState, Any]:
+  """(abstract state: ShapeDtypeStructs on their shardings, state shardings) of the
+  state `create_train_state` builds, without computing anything."""
+  boxed = jax.eval_shape(init_params, jax.random.PRNGKey(0))
+  params_sh = parallel.param_shardings(boxed, mesh, rules)
+  abstract_params = nn.meta.unbox(boxed)
+  abstract_opt = jax.eval_shape(tx.init, abstract_params)
+  rep = parallel.replicated(mesh)
+  state_sh = TrainState(step=rep, params=params_sh,
+                        opt_state=parallel.optimizer_shardings(tx, abstract_opt, params_sh, mesh),
+                        rng=rep)
+  like = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params,
+                    opt_state=abstract_opt, rng=jax.ShapeDtypeStruct((2,), jnp.uint32))
+  return abstract_state(state_sh, like), state_sh
+
+
 def create_train_state(init_params: Callable[[jax.Array], Any], tx: optax.GradientTransformation,
                        seed: int, mesh: Mesh, rules=parallel.DEFAULT_RULES
                        ) -> tuple[TrainState, Any]:
@@ -34,14 +51,7 @@ def create_train_state(init_params: Callable[[jax.Array], Any], tx: optax.Gradie
   materialised unsharded on one device.
   """
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed))
-  boxed = jax.eval_shape(init_params, init_rng)
-  params_sh = parallel.param_shardings(boxed, mesh, rules)
-  abstract_params = nn.meta.unbox(boxed)
-  abstract_opt = jax.eval_shape(tx.init, abstract_params)
-  rep = parallel.replicated(mesh)
-  state_sh = TrainState(step=rep, params=params_sh,
-                        opt_state=parallel.optimizer_shardings(tx, abstract_opt, params_sh, mesh),
-                        rng=rep)
+  _, state_sh = state_shardings(init_params, tx, mesh, rules)
 
   def init(rng):
     params = nn.meta.unbox(init_params(rng))
