@@ -153,6 +153,7 @@ def recommender(workdir: str) -> Recommender:
 
 def main(argv):
   del argv
+  meta = common.results_meta()  # the code revision this run starts with
   cfg = base_config()
   data = load_dataset(cfg.data)
   cuts = time_cuts(data.times, _FIRST.value, _ROUNDS.value)
@@ -211,7 +212,7 @@ def main(argv):
       print(f"  updates: incremental {upd['seconds']:.0f}s, full {t_full:.0f}s "
             f"({upd['seconds'] / t_full:.2f}x)", flush=True)
     rows.append(result)
-  out = {**common.results_meta(), "dataset": _DATASET.value, "model": _MODEL.value,
+  out = {**meta, "dataset": _DATASET.value, "model": _MODEL.value,
          "config": cfg.to_dict(), "first": _FIRST.value, "rounds": _ROUNDS.value,
          "full_epochs": _FULL_EPOCHS.value, "update_epochs": _UPDATE_EPOCHS.value,
          "update_warmup": _UPDATE_WARMUP.value,

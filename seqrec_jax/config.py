@@ -144,6 +144,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.exclude_seen = False  # which ranking the selection metric uses
   c.eval.select_metric = "ndcg@10"
+  # the long tail: metrics also by the target's training interactions, cut at these
+  # counts ("pop<=5/ndcg@10", "pop6-20/...", "pop>20/..."); () = off
+  c.eval.popularity_buckets = (5, 20)
 
   # Adversarial training (seqrec_jax/train/adversarial.py). With gan.enabled, the settings
   # above first pre-train G (the `model`) by MLE, then gan.* drive the adversarial phase.

@@ -124,6 +124,7 @@ RULES: dict[str, Rule] = {
     # eval
     "eval.ks": Rule(each=POS, each_type=int, nonempty=True), "eval.batch_size": POS,
     "eval.exclude_seen": ANY, "eval.select_metric": Rule(nonempty=True),
+    "eval.popularity_buckets": Rule(each=POS, each_type=int),
     # gan
     "gan.enabled": ANY, "gan.pretrained_dir": ANY, "gan.epochs": POS,
     "gan.eval_every_epochs": POS, "gan.patience": NONNEG, "gan.g_lr": POS_REAL,

@@ -31,7 +31,8 @@ def evaluate(workdir: str, split: str = "both") -> dict:
     arrays = pipeline.eval_arrays(run.split, stage, cfg.model.max_len)
     out[stage] = evaluation.evaluate_stage(rank_fn, run.params, arrays, cfg.eval.batch_size,
                                            run.mesh, cfg.eval.ks, num_items=run.dataset.num_items,
-                                           item_counts=counts)
+                                           item_counts=counts,
+                                           popularity_edges=tuple(cfg.eval.popularity_buckets))
   return out
 
 

@@ -96,7 +96,8 @@ class StageRanks:
 
 def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size: int,
                    mesh: Mesh, ks, with_ranks: bool = False, num_items: int = 0,
-                   item_counts: np.ndarray | None = None):
+                   item_counts: np.ndarray | None = None,
+                   popularity_edges: tuple[int, ...] = (5, 20)):
   """Full-ranking metrics of one stage ('excl/' = history items excluded).
 
   When `rank_fn` returns top-k lists (`jit_rank_step(..., top_k=K)`), the beyond-
@@ -105,7 +106,9 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
   `item_counts`), diversity@k (mean intra-list cosine distance, k >= 2) and, with
   `item_counts` ([num_items + 1] training counts, `train_item_counts(split)`),
   popularity@k (mean training count of recommended items) and novelty@k (mean
-  -log2 popularity share), each also as 'excl/'.
+  -log2 popularity share), each also as 'excl/'. With `item_counts`, also the metrics
+  by target popularity bucket, cut at `popularity_edges` training interactions
+  (`metrics.popularity_buckets`: "pop<=5/ndcg@10", "pop6-20/...", "pop>20/...").
 
   -> metrics dict, or (metrics, StageRanks) with `with_ranks`.
   """
@@ -137,6 +140,10 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
       extra = metrics.beyond_accuracy(got["top" + suffix], got.get("ild" + suffix), ks,
                                       catalogue, item_counts, prefix=prefix)
       result.update(extra)
+  if item_counts is not None and popularity_edges:  # the long tail, by target popularity
+    counts = np.asarray(item_counts)[np.asarray(arrays.targets)[:n]]
+    for prefix, r in (("", rank), ("excl/", rank_excl)):
+      result.update(metrics.popularity_buckets(r, counts, popularity_edges, ks, prefix))
   result["users"] = n
   if not with_ranks:
     return result

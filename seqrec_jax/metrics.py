@@ -67,6 +67,33 @@ def summarize(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, fl
   return {name: float(np.mean(np.asarray(v))) for name, v in per_user.items()}
 
 
+def bucket_names(edges: Sequence[int]) -> list[str]:
+  """Names of the popularity buckets cut at `edges` (e.g. (5, 20) -> "<=5", "6-20",
+  ">20"): training interactions of the target item."""
+  edges = sorted(int(e) for e in edges)
+  names, lo = [], 0
+  for e in edges:
+    names.append(f"<={e}" if lo == 0 else f"{lo}-{e}")
+    lo = e + 1
+  return names + [f">{edges[-1]}"] if edges else ["all"]
+
+
+def popularity_buckets(ranks: np.ndarray, target_counts: np.ndarray, edges: Sequence[int],
+                       ks: Sequence[int] = DEFAULT_KS, prefix: str = "") -> dict[str, float]:
+  """The long tail: HR / NDCG / MRR of the users whose target falls in each popularity
+  bucket (`target_counts` [U]: the target item's training interactions), plus each
+  bucket's user count: {"<prefix>pop<=5/ndcg@10": ..., "<prefix>pop<=5/users": n}. A
+  bucket without users has no metrics, only its count 0."""
+  out: dict[str, float] = {}
+  bins = np.searchsorted(np.asarray(sorted(edges)), target_counts, side="left")
+  for b, name in enumerate(bucket_names(edges)):
+    sel = bins == b
+    out[f"{prefix}pop{name}/users"] = int(sel.sum())
+    if sel.any():
+      out.update({f"{prefix}pop{name}/{k}": v for k, v in summarize(ranks[sel], ks).items()})
+  return out
+
+
 def coverage_at_k(top_items: np.ndarray, num_items: int) -> float:
   """Share of the catalogue that appears in anyone's top-k. top_items: [U, k]."""
   return float(np.unique(top_items[top_items > 0]).size) / float(num_items)

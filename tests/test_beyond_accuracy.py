@@ -81,3 +81,11 @@ def test_evaluator_reports_them_next_to_accuracy():
   top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
   assert b["coverage@10"] == pytest.approx(np.unique(top).size / 30)
   assert b["popularity@10"] == pytest.approx(counts[top].mean(), rel=1e-5)
+  # the long tail: each bucket's figures are those of its users alone
+  target_counts = counts[arrays.targets[:len(arrays)]]
+  rows = np.flatnonzero(target_counts <= 5)
+  assert b["pop<=5/users"] + b["pop6-20/users"] + b["pop>20/users"] == len(arrays)
+  if rows.size:
+    _, r = evaluation.evaluate_stage(full, params, arrays, 16, mesh, (10,), num_items=30,
+                                     with_ranks=True)
+    assert b["pop<=5/hr@10"] == pytest.approx(float(np.mean(r.rank[rows] < 10)))

@@ -65,3 +65,17 @@ def test_coverage_and_popularity():
   assert metrics.coverage_at_k(top, num_items=6) == pytest.approx(0.5)
   counts = np.array([0, 10, 20, 30, 0, 0, 0])
   assert metrics.mean_popularity(top, counts) == pytest.approx((10 + 20 + 20 + 30) / 4)
+
+
+def test_popularity_buckets_split_users_by_target_popularity():
+  from seqrec_jax.metrics import bucket_names, popularity_buckets
+  assert bucket_names((5, 20)) == ["<=5", "6-20", ">20"]
+  ranks = np.array([0, 3, 50, 0])  # users' target ranks
+  counts = np.array([2, 5, 6, 100])  # their targets' training interactions
+  out = popularity_buckets(ranks, counts, (5, 20), ks=(10,))
+  assert out["pop<=5/users"] == 2 and out["pop6-20/users"] == 1 and out["pop>20/users"] == 1
+  assert out["pop<=5/hr@10"] == 1.0 and out["pop6-20/hr@10"] == 0.0
+  np.testing.assert_allclose(out["pop<=5/ndcg@10"], (1.0 + 1 / np.log2(5)) / 2)
+  assert "pop>20/hr@10" in out
+  empty = popularity_buckets(ranks[:1], counts[:1], (5, 20), ks=(10,), prefix="excl/")
+  assert empty["excl/pop>20/users"] == 0 and "excl/pop>20/hr@10" not in empty

@@ -310,7 +310,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
     result, ranks = evaluation.evaluate_stage(rank_fn, params, valid_arrays, cfg.eval.batch_size,
                                               mesh, cfg.eval.ks, with_ranks=True,
                                               num_items=dataset.num_items,
-                                              item_counts=item_counts)
+                                              item_counts=item_counts,
+                                              popularity_edges=tuple(cfg.eval.popularity_buckets))
     if raw_params is not None:  # the raw parameters' figure beside the average's
       raw = evaluation.evaluate_stage(rank_fn, raw_params, valid_arrays, cfg.eval.batch_size,
                                       mesh, cfg.eval.ks)
@@ -397,7 +398,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   test_arrays = pipeline.eval_arrays(split, "test", cfg.model.max_len)
   test, ranks = evaluation.evaluate_stage(rank_fn, best_params, test_arrays, cfg.eval.batch_size,
                                           mesh, cfg.eval.ks, with_ranks=True,
-                                          num_items=dataset.num_items, item_counts=item_counts)
+                                          num_items=dataset.num_items, item_counts=item_counts,
+                                          popularity_edges=tuple(cfg.eval.popularity_buckets))
   report = {"best_step": best_meta["step"], "best_epoch": best_meta["epoch"],
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
