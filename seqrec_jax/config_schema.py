@@ -101,6 +101,8 @@ RULES: dict[str, Rule] = {
     "model.emb_dropout": RATE, "model.dtype": REG, "model.attention_impl": REG,
     "model.input_in_state": ANY, "model.output_bias": ANY, "model.decoder_blocks": NONNEG,
     "model.scan_layers": ANY, "model.remat": REG,
+    "model.qk_dim": NONNEG, "model.v_dim": NONNEG, "model.temperature": POS_REAL,
+    "model.time_buckets": POS,
     # task
     "task.name": REG, "task.crop": REG, "task.windows": REG,
     "task.mask_prob": Rule(lo=0, hi=1, open_lo=True, open_hi=True), "task.mask_last_prob": PROB,

@@ -144,6 +144,7 @@ def _smoke(**overrides):
   return cfg
 
 
+@pytest.mark.reliability  # ~100 s on 2 cores: with the kill / resume suite
 def test_loop_end_to_end_on_device_and_resume(tmp_path):
   straight = loop.train_and_evaluate(_smoke(), str(tmp_path / "a"))  # one chunk per epoch
   assert straight["test"]["users"] > 0 and np.isfinite(straight["test"]["ndcg@10"])

@@ -33,6 +33,7 @@ def test_smoke_train_writes_metrics_and_reports_test_once(tmp_path):
   assert (tmp_path / "config.json").exists()
 
 
+@pytest.mark.reliability  # ~80 s on 2 cores: with the kill / resume suite
 def test_interrupted_run_resumes_to_identical_result(tmp_path):
   straight = loop.train_and_evaluate(smoke_config(), str(tmp_path / "a"))
   first = loop.train_and_evaluate(smoke_config(**{"train.max_steps_this_run": 3}),

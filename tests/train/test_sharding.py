@@ -85,7 +85,8 @@ def _assert_same_run(reference, other):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=3e-3), p1, p2)
 
 
-@pytest.mark.parametrize("loss_name", ["ce", "bce"])
+# BCE's copy (~75 s on 2 cores) runs with -m slow; CE's runs by default.
+@pytest.mark.parametrize("loss_name", ["ce", pytest.param("bce", marks=pytest.mark.slow)])
 def test_one_vs_eight_devices_same_losses_and_gradients(loss_name):
   assert jax.device_count() >= 8, "conftest sets 8 host devices"
   one = _run((1, 1), loss_name)
@@ -95,7 +96,7 @@ def test_one_vs_eight_devices_same_losses_and_gradients(loss_name):
     assert l1[2] < l1[0] and l1[3] < l1[1]  # and it learns
 
 
-@pytest.mark.parametrize("loss_name", ["ce", "bce"])
+@pytest.mark.parametrize("loss_name", ["ce", pytest.param("bce", marks=pytest.mark.slow)])
 def test_item_table_sharded_over_model_axis_gives_same_losses_and_gradients(loss_name):
   assert jax.device_count() >= 8, "conftest sets 8 host devices"
   run = _run((4, 2), loss_name)
