@@ -120,7 +120,7 @@ RULES: dict[str, Rule] = {
     "train.eval_every_epochs": POS, "train.patience": NONNEG,
     "train.checkpoint_every_epochs": POS, "train.max_to_keep": POS,
     "train.checkpoint_every_secs": NONNEG, "train.max_steps_this_run": NONNEG,
-    "train.init_from": ANY,
+    "train.init_from": ANY, "train.test_at_end": ANY,
     "train.input": REG, "train.steps_per_dispatch": POS, "train.length_grouping": NONNEG,
     "train.packing": ANY,
     # eval

@@ -395,24 +395,33 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   # ---- Test: once, for the model picked on validation -----------------------------------------
   params, _ = obj.eval_params(state)
   best_params, best_meta = ckpts.restore_best(abstract_state(obj.rank_params_sh, params))
-  test_arrays = pipeline.eval_arrays(split, "test", cfg.model.max_len)
-  test, ranks = evaluation.evaluate_stage(rank_fn, best_params, test_arrays, cfg.eval.batch_size,
-                                          mesh, cfg.eval.ks, with_ranks=True,
-                                          num_items=dataset.num_items, item_counts=item_counts,
-                                          popularity_edges=tuple(cfg.eval.popularity_buckets))
+  test, ranks = None, None
+  if cfg.train.test_at_end:  # off for sweep trials: only the winner sees the test split
+    test_arrays = pipeline.eval_arrays(split, "test", cfg.model.max_len)
+    test, ranks = evaluation.evaluate_stage(rank_fn, best_params, test_arrays,
+                                            cfg.eval.batch_size, mesh, cfg.eval.ks,
+                                            with_ranks=True, num_items=dataset.num_items,
+                                            item_counts=item_counts,
+                                            popularity_edges=tuple(cfg.eval.popularity_buckets))
   report = {"best_step": best_meta["step"], "best_epoch": best_meta["epoch"],
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
             "resumed_from": start_step, "git": revision, "machine": machine_info(),
             "wall_seconds": time.time() - started, **obj.report_extra}
-  writer.write({"kind": "test", **tag, "step": best_meta["step"], **test})
+  if test is not None:
+    writer.write({"kind": "test", **tag, "step": best_meta["step"], **test})
   if lead:
-    ranks.save(os.path.join(workdir, "ranks_test.npz"))
+    if ranks is not None:
+      ranks.save(os.path.join(workdir, "ranks_test.npz"))
     with open(os.path.join(workdir, "final.json.tmp"), "w") as f:
       json.dump(report, f, indent=2)
     os.replace(os.path.join(workdir, "final.json.tmp"), os.path.join(workdir, "final.json"))
-  logging.info("test (best valid step %d): ndcg@10 %.4f hr@10 %.4f | exclude_seen: ndcg@10 %.4f "
-               "hr@10 %.4f", best_meta["step"], test["ndcg@10"], test["hr@10"],
-               test["excl/ndcg@10"], test["excl/hr@10"])
+  if test is None:
+    logging.info("best valid step %d; test not evaluated (train.test_at_end=False)",
+                 best_meta["step"])
+  else:
+    logging.info("test (best valid step %d): ndcg@10 %.4f hr@10 %.4f | exclude_seen: ndcg@10 "
+                 "%.4f hr@10 %.4f", best_meta["step"], test["ndcg@10"], test["hr@10"],
+                 test["excl/ndcg@10"], test["excl/hr@10"])
   ckpts.close()
   return report
