@@ -69,6 +69,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.emb_dropout = 0.2
   c.model.dtype = "float32"  # float32 | bfloat16 (compute; params stay float32)
   c.model.attention_impl = ""  # "" (JAX picks) | xla | cudnn
+  # How an item id becomes a vector (models/item_repr.py; sasrec, bert4rec): id |
+  # text_init (PCA of the text embeddings, then trained) | text_adapter (id + MLP of the
+  # frozen text embedding; item_combine sum | gate) | text_only (MLP of the text alone:
+  # cold items can be recommended). Text: the text.* section (prepare_text).
+  c.model.item_repr = "id"
+  c.model.item_combine = "sum"
+  c.model.adapter_dim = 0  # adapter hidden width (0: 2 * embed_dim)
   # Model-specific options, declared by each model's `register_model(options=...)`:
   # sasrec input_in_state (False: state = norm(blocks' sum), no input residual) and
   # output_bias (a learned per-item score bias); seq2seq decoder_blocks (0 = num_blocks).
@@ -321,6 +328,15 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.train.input='device' supports only the causal task (SASRec); "
                      f"task {task_name(cfg)!r} (model.name={cfg.model.name!r}) needs "
                      f"config.train.input='grain'")
+  if cfg.model.item_repr != "id":
+    from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+    if not getattr(models.MODELS.get(cfg.model.name), "supports_item_text", False):
+      supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_item_text", False)]
+      raise ValueError(f"config.model.item_repr={cfg.model.item_repr!r}: model.name="
+                       f"{cfg.model.name!r} has only the 'id' representation; text modes "
+                       f"work with {supported}")
+    if cfg.gan.enabled:
+      raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
   if cfg.train.init_from and cfg.gan.enabled:
     raise ValueError("config.train.init_from is supported for MLE runs only (config.gan.enabled "
                      "is True)")

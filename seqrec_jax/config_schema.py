@@ -101,6 +101,8 @@ RULES: dict[str, Rule] = {
     "model.emb_dropout": RATE, "model.dtype": REG, "model.attention_impl": REG,
     "model.input_in_state": ANY, "model.output_bias": ANY, "model.decoder_blocks": NONNEG,
     "model.scan_layers": ANY, "model.remat": REG,
+    "model.item_repr": Rule(choices=("id", "text_init", "text_adapter", "text_only")),
+    "model.item_combine": Rule(choices=("sum", "gate")), "model.adapter_dim": NONNEG,
     "model.qk_dim": NONNEG, "model.v_dim": NONNEG, "model.temperature": POS_REAL,
     "model.time_buckets": POS,
     # task

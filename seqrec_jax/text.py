@@ -417,3 +417,11 @@ def load_item_embeddings(cfg: Any, dataset=None, build: bool = True) -> np.ndarr
                               "python -m seqrec_jax.prepare_text --config=...")
     prepare(cfg, dataset)
   return np.load(p.path, allow_pickle=False)
+
+
+def item_text_for(cfg: Any, dataset) -> np.ndarray | None:
+  """The text embedding matrix a run of `cfg` needs for its `model.item_repr` (None for
+  "id"): the prepared file, encoded first when it is missing."""
+  if str(cfg.model.get("item_repr", "id")) == "id":
+    return None
+  return load_item_embeddings(cfg, dataset)

@@ -38,11 +38,14 @@ class Restored:
   kind: str  # "mle" | "adversarial"
 
 
-def recommender(cfg, num_items: int) -> nn.Module:
-  """The module a run of `cfg` recommends with (what its `best/` checkpoint holds)."""
+def recommender(cfg, num_items: int, dataset: SequenceDataset | None = None) -> nn.Module:
+  """The module a run of `cfg` recommends with (what its `best/` checkpoint holds);
+  `dataset` gives the item text embeddings a text `model.item_repr` needs."""
   if cfg.gan.enabled and cfg.gan.recommender == "discriminator":
     return build_discriminator(cfg, num_items)
-  return models.build_model(cfg.model, num_items)
+  from seqrec_jax import text  # pylint: disable=import-outside-toplevel
+  item_text = text.item_text_for(cfg, dataset) if dataset is not None else None
+  return models.build_model(cfg.model, num_items, item_text=item_text)
 
 
 def restore(workdir: str) -> Restored:
@@ -51,7 +54,7 @@ def restore(workdir: str) -> Restored:
   dataset = load_dataset(cfg.data)
   split = leave_one_out(dataset, cfg.data.leave_last_k)
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
-  model = recommender(cfg, dataset.num_items)
+  model = recommender(cfg, dataset.num_items, dataset)
   dummy = np.zeros((1, cfg.model.max_len), np.int32)
   boxed = jax.eval_shape(lambda r: model.init({"params": r, "dropout": r}, dummy)["params"],
                          jax.random.PRNGKey(0))

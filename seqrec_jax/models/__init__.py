@@ -22,10 +22,15 @@ from seqrec_jax.models.bert4rec import BERT4Rec  # noqa: E402
 from seqrec_jax.models.sasrec import SASRec  # noqa: E402
 from seqrec_jax.models.seq2seq import Seq2Seq  # noqa: E402
 
-def build_model(cfg, num_items: int) -> nn.Module:
-  """The registered model `cfg.name` over items 1..num_items, from `config.model`."""
+def build_model(cfg, num_items: int, item_text=None) -> nn.Module:
+  """The registered model `cfg.name` over items 1..num_items, from `config.model`;
+  `item_text` [num_items + 1, T]: the item text embeddings a text `item_repr` uses."""
   entry = MODELS.entry(cfg.name)
   kwargs = {field: cfg[field] for field in SHARED_FIELDS}
+  if item_text is not None:
+    from seqrec_jax.models.item_repr import HostArray  # pylint: disable=import-outside-toplevel
+    kwargs["item_text"] = HostArray(item_text)
+    kwargs["text_dim"] = int(item_text.shape[1])
   kwargs["dtype"] = compute_dtype(cfg.dtype)
   kwargs["attention_impl"] = cfg.attention_impl or None
   kwargs.update({key: cfg[key] for key in entry.meta["options"]})

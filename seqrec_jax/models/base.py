@@ -15,7 +15,8 @@ Dtype = Any
 
 # Fields of `config.model` passed to every model (besides num_items).
 SHARED_FIELDS = ("max_len", "embed_dim", "num_blocks", "num_heads", "mlp_dim", "dropout",
-                 "emb_dropout", "dtype", "attention_impl")
+                 "emb_dropout", "dtype", "attention_impl", "item_repr", "item_combine",
+                 "adapter_dim")
 
 
 class SequenceModel(nn.Module):
@@ -35,6 +36,23 @@ class SequenceModel(nn.Module):
   # Rows after the items in the item table (e.g. a mask token): num_items + 1, ... They
   # move when the catalogue grows (`train/warm_start.py`).
   num_special_tokens: ClassVar[int] = 0
+  # The item representation (models/item_repr.py): id | text_init | text_adapter |
+  # text_only; models that build their table with `item_table_module` set
+  # `supports_item_text`.
+  item_repr: str = "id"
+  item_combine: str = "sum"
+  adapter_dim: int = 0
+  item_text: Any = None  # item_repr.HostArray [num_items + 1, T] of text embeddings
+  text_dim: int = 0
+  supports_item_text: ClassVar[bool] = False
+
+  def item_table_module(self, num_special: int = 0, name: str | None = None):
+    """This model's item table: the configured `item_repr` (ItemEmbedding's layout)."""
+    from seqrec_jax.models.item_repr import ItemRepresentation  # pylint: disable=import-outside-toplevel
+    return ItemRepresentation(self.num_items, self.embed_dim, num_special=num_special,
+                              mode=self.item_repr, combine=self.item_combine,
+                              adapter_dim=self.adapter_dim, text_dim=self.text_dim,
+                              text=self.item_text, dtype=self.dtype, name=name)
 
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -39,6 +39,7 @@ def _preset(cfg, movielens: bool) -> None:
                 options={"scan_layers": False, "remat": "none"})
 class BERT4Rec(SequenceModel):
   supports_packing = True  # __call__ takes segment_ids / positions (train.packing)
+  supports_item_text = True  # model.item_repr (models/item_repr.py)
   gathers_positions = True  # __call__ takes gather= (task.max_predictions)
   num_heads: int = 2  # BERT4Rec's own defaults for direct construction
   dropout: float = 0.1
@@ -53,9 +54,7 @@ class BERT4Rec(SequenceModel):
     return self.num_items + 1
 
   def setup(self):
-    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim,
-                                               num_special=self.num_special_tokens,
-                                               dtype=self.dtype)
+    self.item_embedding = self.item_table_module(self.num_special_tokens)
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)
     self.blocks = layers.transformer_blocks(

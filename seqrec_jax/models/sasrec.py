@@ -27,6 +27,7 @@ from seqrec_jax.models.registry import register_model
                          "remat": "none"})
 class SASRec(SequenceModel):
   supports_packing = True  # __call__ takes segment_ids / positions (train.packing)
+  supports_item_text = True  # model.item_repr (models/item_repr.py)
   # False: the user state is the final norm of what the blocks added to the residual
   # stream, without the last item's own embedding (see `_output_state`).
   input_in_state: bool = True
@@ -43,7 +44,7 @@ class SASRec(SequenceModel):
   remat: str = "none"
 
   def setup(self):
-    self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, dtype=self.dtype)
+    self.item_embedding = self.item_table_module()
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)
     self.blocks = layers.transformer_blocks(

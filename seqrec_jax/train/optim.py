@@ -55,9 +55,14 @@ def eval_params(params: Any, opt_state: Any) -> Any:
 
 
 def build_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-  """Clip by global norm, then AdamW; weight decay applies to matrices only. With
+  """Clip by global norm, then AdamW; weight decay applies to matrices only (never to a
+  frozen text table, whose gradient is stopped, so it stays exactly as loaded). With
   `ema_decay` > 0 the state also keeps a parameter average (`eval_params`)."""
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  def decay_mask(params):  # matrices, except frozen tables (models/item_repr.py)
+    frozen = lambda path: any(getattr(k, "key", None) == "frozen_text" for k in path)
+    return jax.tree_util.tree_map_with_path(lambda path, p: p.ndim >= 2 and not frozen(path),
+                                            params)
+
   parts = [optax.clip_by_global_norm(cfg.clip_norm),
            optax.adamw(learning_rate_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
                        weight_decay=cfg.weight_decay, mask=decay_mask)]

@@ -138,8 +138,11 @@ def restore_other(init_from: str, tx: optax.GradientTransformation, mesh
   `init_from`, laid out on `mesh` (its model built from its own saved config and data).
   Read-only: that run's folders are never changed, even when a step is damaged."""
   other = config_lib.load_config(init_from)
-  num_items = load_dataset(other.data).num_items
-  model = models.build_model(other.model, num_items)
+  from seqrec_jax import text  # pylint: disable=import-outside-toplevel
+  other_data = load_dataset(other.data)
+  num_items = other_data.num_items
+  model = models.build_model(other.model, num_items,
+                             item_text=text.item_text_for(other, other_data))
   abstract, _ = state_shardings(setup_lib.init_fn(model, other.model.max_len), tx, mesh)
   ckpts = checkpoint.Checkpoints(init_from, read_only=True)
   try:

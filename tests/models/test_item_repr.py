@@ -1,0 +1,125 @@
+"""Item representations (model.item_repr): id unchanged, text_init from the text's
+principal components, text_adapter (sum / gate) and text_only with a frozen text table
+that neither gradients nor weight decay move, and special rows kept learned."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from seqrec_jax import config as config_lib
+from seqrec_jax.models import build_model
+from seqrec_jax.models.bert4rec import BERT4Rec
+from seqrec_jax.models.item_repr import HostArray, ItemRepresentation, pca_init
+from seqrec_jax.train import optim
+
+N, D, T = 12, 8, 6
+
+
+def text_matrix(seed=0):
+  rng = np.random.default_rng(seed)
+  text = rng.normal(size=(N + 1, T)).astype(np.float32)
+  text[0] = 0.0
+  text[5] = text[3]  # items 3 and 5 have the same text
+  return text
+
+
+def init(mode, **kw):
+  mod = ItemRepresentation(N, D, mode=mode, text_dim=T, text=HostArray(text_matrix()), **kw)
+  params = mod.init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))["params"]
+  return mod, nn.meta.unbox(params)
+
+
+def test_id_mode_keeps_the_item_embedding_layout():
+  cfg = config_lib.base_config()
+  cfg.model.embed_dim = D
+  model = build_model(cfg.model, N)
+  params = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 5), jnp.int32))["params"]
+  assert nn.meta.unbox(params)["item_embedding"]["embedding"].shape == (128, D)
+  assert set(params["item_embedding"]) == {"embedding"}  # checkpoints of earlier runs fit
+
+
+def test_text_init_rows_follow_the_text():
+  mod, params = init("text_init")
+  table = np.asarray(mod.apply({"params": params}, method=mod.item_table))
+  np.testing.assert_allclose(table[3], table[5], rtol=1e-5)  # same text, same start
+  assert not np.allclose(table[3], table[4])
+  ref = pca_init(text_matrix(), D)(jax.random.PRNGKey(1), (128, D))
+  np.testing.assert_allclose(table[1:N + 1], np.asarray(ref)[1:N + 1], rtol=1e-5)
+  assert abs(float(table[1:N + 1].std()) - 0.02) < 0.005  # the default init's scale
+
+
+@pytest.mark.parametrize("mode,combine", [("text_adapter", "sum"), ("text_adapter", "gate"),
+                                          ("text_only", "sum")])
+def test_frozen_text_table_is_never_updated(mode, combine):
+  mod, params = init(mode, combine=combine)
+  frozen_before = np.asarray(params["frozen_text"])
+  np.testing.assert_array_equal(frozen_before[:N + 1], text_matrix())
+  ids = jnp.array([[1, 2, 3, 0]])
+
+  def loss(p):
+    return jnp.sum(mod.apply({"params": p}, ids) ** 2) + jnp.sum(
+        mod.apply({"params": p}, method=mod.item_table))
+
+  grads = jax.grad(loss)(params)
+  assert float(jnp.abs(grads["frozen_text"]).max()) == 0.0
+  assert float(jnp.abs(grads["adapter_in"]["kernel"]).max()) > 0.0
+  cfg = config_lib.base_config().optim
+  cfg.weight_decay = 0.5  # would shrink the table if it applied
+  tx = optim.build_optimizer(cfg, total_steps=10)
+  state = tx.init(params)
+  for _ in range(3):
+    updates, state = tx.update(jax.grad(loss)(params), state, params)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_array_equal(np.asarray(params["frozen_text"]), frozen_before)
+
+
+def test_text_only_scores_items_by_their_text_and_keeps_special_rows():
+  mod, params = init("text_only", num_special=1)
+  table = np.asarray(mod.apply({"params": params}, method=mod.table))
+  np.testing.assert_allclose(table[3], table[5], rtol=1e-6)  # an item is its text
+  np.testing.assert_allclose(table[0], np.asarray(params["special_rows"])[0])  # padding
+  np.testing.assert_allclose(table[N + 1], np.asarray(params["special_rows"])[1])  # mask
+  assert "embedding" not in params  # no id table: unseen items have a vector anyway
+
+
+def test_bert4rec_with_text_and_the_config_check():
+  model = BERT4Rec(num_items=N, max_len=6, embed_dim=D, num_heads=2, mlp_dim=16,
+                   item_repr="text_adapter", item_text=HostArray(text_matrix()), text_dim=T)
+  params = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 6), jnp.int32))["params"]
+  out = model.apply({"params": params}, jnp.array([[1, 2, N + 1, 0, 0, 0]]))
+  assert np.isfinite(np.asarray(out)).all()
+  cfg = config_lib.base_config()
+  cfg.model.name, cfg.model.item_repr = "gru4rec", "text_only"
+  with pytest.raises(ValueError, match="has only the 'id' representation"):
+    config_lib.validate(cfg)
+
+
+@pytest.mark.parametrize("mode", ["text_adapter", "text_only"])
+def test_engine_run_with_text_and_restore(tmp_path, mode):
+  pytest.importorskip("tokenizers")
+  from seqrec_jax import text  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.infer.recommend import Recommender  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.train import engine, mle  # noqa: F401  pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  (tmp_path / "s3rec").mkdir()
+  (tmp_path / "amazon-text").mkdir()
+  lines = [" ".join(map(str, [u] + list(rng.integers(1, 21, size=8)))) for u in range(1, 61)]
+  (tmp_path / "s3rec" / "Toys.txt").write_text("\n".join(lines) + "\n")
+  (tmp_path / "amazon-text" / "Toys_item_text.tsv").write_text(
+      "item_id\ttitle\n" + "".join(f"{i}\tthing number {i}\n" for i in range(1, 21)))
+  cfg = config_lib.base_config()
+  cfg.data.format, cfg.data.root, cfg.data.path = "s3rec", str(tmp_path), "s3rec/Toys.txt"
+  cfg.data.cache_dir, cfg.data.dedup = str(tmp_path / "cache"), "none"
+  cfg.text.model = text.TINY
+  cfg.model.update(item_repr=mode, max_len=8, embed_dim=16, mlp_dim=32, num_blocks=1)
+  cfg.train.update(num_epochs=2, eval_every_epochs=1, batch_size=16, log_every_steps=2)
+  cfg.eval.batch_size = 16
+  report = engine.run(cfg, str(tmp_path / "run"))
+  assert np.isfinite(report["test"]["ndcg@10"])
+  rec = Recommender.from_workdir(str(tmp_path / "run"))
+  table = np.asarray(rec.model.apply({"params": rec.params}, method=lambda m: m.item_table()))
+  assert table.shape[0] == 21 and np.isfinite(table).all()
+  assert len(rec.recommend(history=[1, 2, 3], k=5)) == 5
