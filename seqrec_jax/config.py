@@ -52,6 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dedup = "first"  # first | last | none
   c.data.cache_dir = "cache"
   c.data.download = ""  # "" | ml-100k | ml-1m | ml-20m: fetch into cache_dir if path is missing
+  c.data.cold_items_frac = 0.0  # > 0: this share of items never trained on (cold start; "cold/" metrics)
+  c.data.cold_seed = 0
   c.data.leave_last_k = 0  # > 0: set each user's last k items aside (multi-step evaluation)
   c.data.synthetic = ml_collections.ConfigDict(dict(
       num_users=2000, num_items=500, num_topics=10, min_len=10, max_len=60,
@@ -337,6 +339,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                        f"work with {supported}")
     if cfg.gan.enabled:
       raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
+  if cfg.data.cold_items_frac and cfg.train.input == "device":
+    raise ValueError("config.data.cold_items_frac > 0 needs config.train.input='grain' (the "
+                     "device path reads whole training sequences)")
   if cfg.train.init_from and cfg.gan.enabled:
     raise ValueError("config.train.init_from is supported for MLE runs only (config.gan.enabled "
                      "is True)")

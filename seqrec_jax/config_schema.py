@@ -90,7 +90,7 @@ RULES: dict[str, Rule] = {
     "data.sep": Rule(nonempty=True), "data.on_error": REG, "data.min_rating": ANY,
     "data.user_core": NONNEG, "data.item_core": NONNEG, "data.dedup": REG,
     "data.cache_dir": ANY, "data.download": Rule(choices="downloads"),
-    "data.leave_last_k": NONNEG,
+    "data.leave_last_k": NONNEG, "data.cold_items_frac": RATE, "data.cold_seed": _seed(),
     "data.synthetic.num_users": POS, "data.synthetic.num_items": Rule(lo=2),
     "data.synthetic.num_topics": POS, "data.synthetic.min_len": POS,
     "data.synthetic.max_len": POS, "data.synthetic.follow_prob": PROB,

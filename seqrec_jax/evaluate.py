@@ -32,7 +32,8 @@ def evaluate(workdir: str, split: str = "both") -> dict:
     out[stage] = evaluation.evaluate_stage(rank_fn, run.params, arrays, cfg.eval.batch_size,
                                            run.mesh, cfg.eval.ks, num_items=run.dataset.num_items,
                                            item_counts=counts,
-                                           popularity_edges=tuple(cfg.eval.popularity_buckets))
+                                           popularity_edges=tuple(cfg.eval.popularity_buckets),
+                                           cold_items=run.split.cold)
   return out
 
 

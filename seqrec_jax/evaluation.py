@@ -97,7 +97,8 @@ class StageRanks:
 def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size: int,
                    mesh: Mesh, ks, with_ranks: bool = False, num_items: int = 0,
                    item_counts: np.ndarray | None = None,
-                   popularity_edges: tuple[int, ...] = (5, 20)):
+                   popularity_edges: tuple[int, ...] = (5, 20),
+                   cold_items: np.ndarray | None = None):
   """Full-ranking metrics of one stage ('excl/' = history items excluded).
 
   When `rank_fn` returns top-k lists (`jit_rank_step(..., top_k=K)`), the beyond-
@@ -108,7 +109,9 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
   popularity@k (mean training count of recommended items) and novelty@k (mean
   -log2 popularity share), each also as 'excl/'. With `item_counts`, also the metrics
   by target popularity bucket, cut at `popularity_edges` training interactions
-  (`metrics.popularity_buckets`: "pop<=5/ndcg@10", "pop6-20/...", "pop>20/...").
+  (`metrics.popularity_buckets`: "pop<=5/ndcg@10", "pop6-20/...", "pop>20/..."). With
+  `cold_items` ([num_items + 1] bool, `split.cold`), also "cold/..." over the users whose
+  target is a cold item.
 
   -> metrics dict, or (metrics, StageRanks) with `with_ranks`.
   """
@@ -140,6 +143,12 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
       extra = metrics.beyond_accuracy(got["top" + suffix], got.get("ild" + suffix), ks,
                                       catalogue, item_counts, prefix=prefix)
       result.update(extra)
+  if cold_items is not None:  # targets that are cold items (never trained on)
+    sel = np.asarray(cold_items)[np.asarray(arrays.targets)[:n]]
+    result["cold/users"] = int(sel.sum())
+    if sel.any():
+      for prefix, r in (("cold/", rank), ("excl/cold/", rank_excl)):
+        result.update({prefix + k: v for k, v in metrics.summarize(r[sel], ks).items()})
   if item_counts is not None and popularity_edges:  # the long tail, by target popularity
     counts = np.asarray(item_counts)[np.asarray(arrays.targets)[:n]]
     for prefix, r in (("", rank), ("excl/", rank_excl)):

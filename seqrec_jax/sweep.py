@@ -149,7 +149,8 @@ def test_winner(trial_dir: str) -> dict:
   test, ranks = evaluation.evaluate_stage(
       rank_fn, run.params, arrays, cfg.eval.batch_size, run.mesh, cfg.eval.ks, with_ranks=True,
       num_items=run.dataset.num_items, item_counts=evaluation.train_item_counts(run.split),
-      popularity_edges=tuple(cfg.eval.popularity_buckets))
+      popularity_edges=tuple(cfg.eval.popularity_buckets),
+      cold_items=run.split.cold)
   ranks.save(os.path.join(trial_dir, "ranks_test.npz"))
   return {"test": test, "best_step": run.meta.get("step"), "valid": run.meta.get("valid")}
 

@@ -74,12 +74,25 @@ class LeaveOneOut:
   train_end: np.ndarray  # [U] exclusive end (absolute index into data.items) of training part
   eval_users: np.ndarray  # [E] users with >= 3 items
   ends: np.ndarray | None = None  # [U] exclusive end of the split's part; None: whole sequence
+  # [num_items + 1] bool: cold items (data.cold_items_frac), never in a training sequence;
+  # kept in evaluation histories and targets. None: no cold items.
+  cold: np.ndarray | None = None
 
   def _end(self, u: int) -> int:
     return int(self.data.offsets[u + 1] if self.ends is None else self.ends[u])
 
   def train_sequence(self, u: int) -> np.ndarray:
-    return self.data.items[self.data.offsets[u]:self.train_end[u]]
+    seq = self.data.items[self.data.offsets[u]:self.train_end[u]]
+    return seq if self.cold is None else seq[~self.cold[seq]]
+
+  def train_lengths(self) -> np.ndarray:
+    """[U] items in each user's training sequence (cold items left out)."""
+    lengths = self.train_end - self.data.offsets[:-1]
+    if self.cold is None:
+      return lengths
+    in_train = _training_positions(self)
+    user_of = np.repeat(np.arange(lengths.size), np.diff(self.data.offsets))
+    return np.bincount(user_of[in_train], minlength=lengths.size).astype(np.int64)
 
   def history_and_target(self, u: int, stage: str) -> tuple[np.ndarray, int]:
     """(history, target) of user u for stage 'valid' or 'test'."""
@@ -127,14 +140,46 @@ def train_item_counts(split: "LeaveOneOut") -> np.ndarray:
   (never validation or test); row 0 (padding) is 0. Used by evaluation (popularity,
   novelty) and by the samplers (item frequencies)."""
   data = split.data
+  return np.bincount(data.items[_training_positions(split)],
+                     minlength=data.num_items + 1).astype(np.int64)
+
+
+def _training_positions(split: "LeaveOneOut") -> np.ndarray:
+  """[N] bool: the interactions a training sequence holds (cold items left out)."""
+  data = split.data
   lengths = np.diff(data.offsets)
   user_of = np.repeat(np.arange(lengths.size), lengths)  # [N]
   in_train = np.arange(data.items.size) < split.train_end[user_of]
-  return np.bincount(data.items[in_train], minlength=data.num_items + 1).astype(np.int64)
+  if split.cold is not None:
+    in_train &= ~split.cold[data.items]
+  return in_train
 
 
-def leave_one_out(data: SequenceDataset, leave_last_k: int = 0) -> LeaveOneOut:
-  """Leave-one-out split; `leave_last_k > 0` first sets each user's last k items aside."""
+def cold_items(num_items: int, frac: float, seed: int = 0) -> np.ndarray | None:
+  """[num_items + 1] bool: a random `frac` of the items (never padding); None for 0."""
+  if not frac:
+    return None
+  if not 0.0 < frac < 1.0:
+    raise ValueError(f"data.cold_items_frac={frac} must be in [0, 1)")
+  rng = np.random.default_rng(seed)
+  chosen = rng.choice(np.arange(1, num_items + 1), size=max(1, int(round(frac * num_items))),
+                      replace=False)
+  mask = np.zeros(num_items + 1, bool)
+  mask[chosen] = True
+  return mask
+
+
+def split_for(data_cfg, data: SequenceDataset) -> LeaveOneOut:
+  """The split a `data` config asks for: leave_last_k and the cold items."""
+  return leave_one_out(data, data_cfg.leave_last_k,
+                       cold=cold_items(data.num_items, float(data_cfg.get("cold_items_frac", 0.0)),
+                                       int(data_cfg.get("cold_seed", 0))))
+
+
+def leave_one_out(data: SequenceDataset, leave_last_k: int = 0,
+                  cold: np.ndarray | None = None) -> LeaveOneOut:
+  """Leave-one-out split; `leave_last_k > 0` first sets each user's last k items aside;
+  `cold` ([num_items + 1] bool) items are left out of every training sequence."""
   if leave_last_k < 0:
     raise ValueError(f"leave_last_k={leave_last_k} must be >= 0")
   ends = np.maximum(data.offsets[1:] - leave_last_k, data.offsets[:-1])  # [U]
@@ -142,4 +187,4 @@ def leave_one_out(data: SequenceDataset, leave_last_k: int = 0) -> LeaveOneOut:
   train_end = np.where(evaluated, ends - 2, ends)
   return LeaveOneOut(data=data, train_end=train_end.astype(np.int64),
                      eval_users=np.flatnonzero(evaluated).astype(np.int64),
-                     ends=ends.astype(np.int64) if leave_last_k else None)
+                     ends=ends.astype(np.int64) if leave_last_k else None, cold=cold)

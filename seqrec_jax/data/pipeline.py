@@ -33,8 +33,7 @@ class TrainSequences:
   """
 
   def __init__(self, split: LeaveOneOut, min_len: int = 2, cover_window: int = 0):
-    data = split.data
-    lengths = split.train_end - data.offsets[:-1]
+    lengths = split.train_lengths()
     users = np.flatnonzero(lengths >= min_len)  # [U']
     if cover_window > 0:
       copies = np.maximum(-(-(lengths[users] - 1) // cover_window), 1)  # [U']

@@ -17,7 +17,7 @@ from flax import linen as nn
 
 from seqrec_jax import config as config_lib
 from seqrec_jax import models, parallel
-from seqrec_jax.data.dataset import LeaveOneOut, SequenceDataset, leave_one_out
+from seqrec_jax.data.dataset import LeaveOneOut, SequenceDataset, split_for
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.models.adversarial import build_discriminator
 from seqrec_jax import checkpoint
@@ -52,7 +52,7 @@ def restore(workdir: str) -> Restored:
   """Loads `workdir`'s config and data and restores its recommender's best parameters."""
   cfg = config_lib.load_config(workdir)
   dataset = load_dataset(cfg.data)
-  split = leave_one_out(dataset, cfg.data.leave_last_k)
+  split = split_for(cfg.data, dataset)
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
   model = recommender(cfg, dataset.num_items, dataset)
   dummy = np.zeros((1, cfg.model.max_len), np.int32)

@@ -31,7 +31,7 @@ from jax.experimental import multihost_utils
 from seqrec_jax import config as config_lib
 from seqrec_jax import evaluation, parallel
 from seqrec_jax.data import pipeline
-from seqrec_jax.data.dataset import LeaveOneOut, check_evaluable, leave_one_out
+from seqrec_jax.data.dataset import LeaveOneOut, check_evaluable, split_for
 from seqrec_jax.data.load import load_dataset
 from seqrec_jax.registry import Registry
 from seqrec_jax import checkpoint
@@ -234,7 +234,7 @@ def load_split(cfg) -> tuple[Any, LeaveOneOut]:
   """The configured dataset and its leave-one-out split, with the cleaning report logged."""
   t0 = time.time()
   dataset = load_dataset(cfg.data)
-  split = leave_one_out(dataset, cfg.data.leave_last_k)
+  split = split_for(cfg.data, dataset)
   check_evaluable(split, config_lib.data_path(cfg.data, "path") or f"data.format={cfg.data.format}")
   logging.info("data: %d users, %d items, %d interactions (%.1fs)", dataset.num_users,
                dataset.num_items, dataset.items.size, time.time() - t0)
@@ -311,7 +311,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
                                               mesh, cfg.eval.ks, with_ranks=True,
                                               num_items=dataset.num_items,
                                               item_counts=item_counts,
-                                              popularity_edges=tuple(cfg.eval.popularity_buckets))
+                                              popularity_edges=tuple(cfg.eval.popularity_buckets),
+                                              cold_items=split.cold)
     if raw_params is not None:  # the raw parameters' figure beside the average's
       raw = evaluation.evaluate_stage(rank_fn, raw_params, valid_arrays, cfg.eval.batch_size,
                                       mesh, cfg.eval.ks)
@@ -402,7 +403,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
                                             cfg.eval.batch_size, mesh, cfg.eval.ks,
                                             with_ranks=True, num_items=dataset.num_items,
                                             item_counts=item_counts,
-                                            popularity_edges=tuple(cfg.eval.popularity_buckets))
+                                            popularity_edges=tuple(cfg.eval.popularity_buckets),
+                                            cold_items=split.cold)
   report = {"best_step": best_meta["step"], "best_epoch": best_meta["epoch"],
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
