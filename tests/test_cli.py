@@ -44,6 +44,7 @@ def test_malformed_ratings_line_stops_naming_file_and_line(tmp_path, bad_ratings
   assert f"{bad_ratings}:13" in out.stderr
 
 
+@pytest.mark.reliability  # a whole CLI training run: with the hostile-input suite
 def test_malformed_line_skipped_and_counted_with_skip_option(tmp_path, bad_ratings):
   out = run_train(tmp_path, "--config.data.format=movielens", f"--config.data.path={bad_ratings}",
                   "--config.data.on_error=skip", "--config.train.num_epochs=1",

@@ -5,6 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import default
 from seqrec_jax import models
@@ -114,6 +115,7 @@ def test_registered_and_built_from_config():
   assert models.model_tasks()["gru4rec"] == ("causal",)
 
 
+@pytest.mark.slow  # ~25 s; the registry-wide tests cover GRU4Rec by default
 def test_smoke_run_through_the_engine_beats_random(tmp_path):
   cfg = default.get_config("smoke")
   cfg.model.name = "gru4rec"

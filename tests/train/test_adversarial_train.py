@@ -104,6 +104,7 @@ def test_short_reinforce_run_stays_finite_and_d_learns(reinforce_run):
     dict(estimator="reinforce", baseline="learned", layout="positions", d_head="dot",
          num_positions=4, d_steps=3, g_steps=2, mle_weight=0.5),
 ], ids=["gumbel-continuation", "reinforce-learned-positions"])
+@pytest.mark.slow  # ~30 s each; the REINFORCE run stays in the default suite
 def test_other_estimators_and_layouts_stay_finite_and_d_learns(gan):
   run = Run(smoke_config(**gan), _one_device_mesh())
   history = run.run(STEPS)

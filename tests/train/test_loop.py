@@ -51,6 +51,7 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path):
     assert resumed["test"][key] == pytest.approx(value, abs=1e-6), key
 
 
+@pytest.mark.reliability  # with the damaged-checkpoint suite
 def test_corrupt_latest_checkpoint_falls_back_to_older_one(tmp_path, capsys):
   loop.train_and_evaluate(smoke_config(**{"train.max_to_keep": 3}), str(tmp_path))
   ckpt_dir = tmp_path / "checkpoints"
@@ -81,12 +82,14 @@ def test_corrupt_latest_checkpoint_falls_back_to_older_one(tmp_path, capsys):
   assert os.path.exists(ckpt_dir / f"{steps[-1]}.damaged")  # set aside, not deleted
 
 
+@pytest.mark.reliability  # with the failure-injection suite
 def test_nan_guard_stops_with_clear_message(tmp_path):
   cfg = smoke_config(**{"optim.lr": 1e30})  # (a NaN lr is rejected by the config check)
   with pytest.raises(loop.NonFiniteLossError, match="at step"):
     loop.train_and_evaluate(cfg, str(tmp_path))
 
 
+@pytest.mark.slow  # ~35 s on 2 cores
 def test_ema_run_keeps_the_average_as_its_best_params(tmp_path):
   cfg = smoke_config(**{"optim.ema_decay": 0.9})
   report = loop.train_and_evaluate(cfg, str(tmp_path))
