@@ -78,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.item_repr = "id"
   c.model.item_combine = "sum"
   c.model.adapter_dim = 0  # adapter hidden width (0: 2 * embed_dim)
+  # True: each item row adds the mean embedding of its S3-Rec attribute ids
+  # (X_item2attributes.json beside the data file; sasrec, bert4rec)
+  c.model.item_attributes = False
   # Model-specific options, declared by each model's `register_model(options=...)`:
   # sasrec input_in_state (False: state = norm(blocks' sum), no input residual) and
   # output_bias (a learned per-item score bias); seq2seq decoder_blocks (0 = num_blocks).
@@ -330,13 +333,13 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.train.input='device' supports only the causal task (SASRec); "
                      f"task {task_name(cfg)!r} (model.name={cfg.model.name!r}) needs "
                      f"config.train.input='grain'")
-  if cfg.model.item_repr != "id":
+  if cfg.model.item_repr != "id" or cfg.model.item_attributes:
     from seqrec_jax import models  # pylint: disable=import-outside-toplevel
     if not getattr(models.MODELS.get(cfg.model.name), "supports_item_text", False):
       supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_item_text", False)]
-      raise ValueError(f"config.model.item_repr={cfg.model.item_repr!r}: model.name="
-                       f"{cfg.model.name!r} has only the 'id' representation; text modes "
-                       f"work with {supported}")
+      raise ValueError(f"config.model.item_repr={cfg.model.item_repr!r} / item_attributes="
+                       f"{cfg.model.item_attributes}: model.name={cfg.model.name!r} has only "
+                       f"the 'id' representation; side information works with {supported}")
     if cfg.gan.enabled:
       raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
   if cfg.data.cold_items_frac and cfg.train.input == "device":

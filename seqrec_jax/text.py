@@ -425,3 +425,14 @@ def item_text_for(cfg: Any, dataset) -> np.ndarray | None:
   if str(cfg.model.get("item_repr", "id")) == "id":
     return None
   return load_item_embeddings(cfg, dataset)
+
+
+def item_features(cfg: Any, dataset) -> dict:
+  """`models.build_model` keyword arguments for the item side information a run of
+  `cfg` uses: `item_text` (the text `model.item_repr`) and `item_attributes`
+  (`model.item_attributes`: S3-Rec attribute ids beside the data file)."""
+  out = {"item_text": item_text_for(cfg, dataset)}
+  if cfg.model.get("item_attributes", False):
+    from seqrec_jax.data.item_text import item_attributes  # pylint: disable=import-outside-toplevel
+    out["item_attributes"] = item_attributes(cfg.data, dataset)
+  return out

@@ -44,8 +44,8 @@ def recommender(cfg, num_items: int, dataset: SequenceDataset | None = None) -> 
   if cfg.gan.enabled and cfg.gan.recommender == "discriminator":
     return build_discriminator(cfg, num_items)
   from seqrec_jax import text  # pylint: disable=import-outside-toplevel
-  item_text = text.item_text_for(cfg, dataset) if dataset is not None else None
-  return models.build_model(cfg.model, num_items, item_text=item_text)
+  features = text.item_features(cfg, dataset) if dataset is not None else {}
+  return models.build_model(cfg.model, num_items, **features)
 
 
 def restore(workdir: str) -> Restored:

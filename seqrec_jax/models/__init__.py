@@ -22,15 +22,20 @@ from seqrec_jax.models.bert4rec import BERT4Rec  # noqa: E402
 from seqrec_jax.models.sasrec import SASRec  # noqa: E402
 from seqrec_jax.models.seq2seq import Seq2Seq  # noqa: E402
 
-def build_model(cfg, num_items: int, item_text=None) -> nn.Module:
+def build_model(cfg, num_items: int, item_text=None, item_attributes=None) -> nn.Module:
   """The registered model `cfg.name` over items 1..num_items, from `config.model`;
-  `item_text` [num_items + 1, T]: the item text embeddings a text `item_repr` uses."""
+  `item_text` [num_items + 1, T]: the item text embeddings a text `item_repr` uses;
+  `item_attributes` (`data.item_text.ItemAttributes`): attribute ids per item."""
   entry = MODELS.entry(cfg.name)
   kwargs = {field: cfg[field] for field in SHARED_FIELDS}
+  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.models.item_repr import HostArray
   if item_text is not None:
-    from seqrec_jax.models.item_repr import HostArray  # pylint: disable=import-outside-toplevel
     kwargs["item_text"] = HostArray(item_text)
     kwargs["text_dim"] = int(item_text.shape[1])
+  if item_attributes is not None:
+    kwargs["item_attributes"] = HostArray(item_attributes.ids)
+    kwargs["num_attributes"] = int(item_attributes.num_attributes)
   kwargs["dtype"] = compute_dtype(cfg.dtype)
   kwargs["attention_impl"] = cfg.attention_impl or None
   kwargs.update({key: cfg[key] for key in entry.meta["options"]})

@@ -16,7 +16,7 @@ Dtype = Any
 # Fields of `config.model` passed to every model (besides num_items).
 SHARED_FIELDS = ("max_len", "embed_dim", "num_blocks", "num_heads", "mlp_dim", "dropout",
                  "emb_dropout", "dtype", "attention_impl", "item_repr", "item_combine",
-                 "adapter_dim")
+                 "adapter_dim")  # (model.item_attributes is read by text.item_features)
 
 
 class SequenceModel(nn.Module):
@@ -44,6 +44,8 @@ class SequenceModel(nn.Module):
   adapter_dim: int = 0
   item_text: Any = None  # item_repr.HostArray [num_items + 1, T] of text embeddings
   text_dim: int = 0
+  item_attributes: Any = None  # item_repr.HostArray [num_items + 1, A] attribute ids
+  num_attributes: int = 0
   supports_item_text: ClassVar[bool] = False
 
   def item_table_module(self, num_special: int = 0, name: str | None = None):
@@ -52,7 +54,8 @@ class SequenceModel(nn.Module):
     return ItemRepresentation(self.num_items, self.embed_dim, num_special=num_special,
                               mode=self.item_repr, combine=self.item_combine,
                               adapter_dim=self.adapter_dim, text_dim=self.text_dim,
-                              text=self.item_text, dtype=self.dtype, name=name)
+                              text=self.item_text, attributes=self.item_attributes,
+                              num_attributes=self.num_attributes, dtype=self.dtype, name=name)
 
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

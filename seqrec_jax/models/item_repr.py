@@ -11,6 +11,10 @@ input lookup and the output table alike (scoring stays `state @ table.T`).
                 a representation and can be recommended (cold start). Padding and the
                 special tokens (e.g. BERT4Rec's mask) keep small learned rows.
 
+With attributes (`model.item_attributes`: S3-Rec `X_item2attributes.json`, a second,
+non-text side feature), every item row also adds the mean of its attributes' learned
+embeddings (an embedding bag; the [rows, A] id matrix is a constant of the program).
+
 The frozen text table is a parameter named `frozen_text` (checkpointed with the model,
 sharded along `vocab`); its gradient is stopped and the optimizer leaves it alone (no
 weight decay: `train/optim.py`). Rows: 0 padding, 1..num_items items, then special
@@ -39,7 +43,7 @@ class HostArray:
   hashed as static arguments; numpy arrays are not hashable)."""
 
   def __init__(self, array: np.ndarray):
-    self.array = np.asarray(array, np.float32)
+    self.array = np.asarray(array)
 
   def __hash__(self) -> int:
     return id(self)
@@ -103,6 +107,8 @@ class ItemRepresentation(nn.Module):
   adapter_dim: int = 0  # hidden width of the adapter MLP (0: 2 * features)
   text_dim: int = 0  # width of the text embeddings
   text: HostArray | None = None  # [num_items + 1, text_dim], read only at init
+  attributes: HostArray | None = None  # [num_items + 1, A] int attribute ids (0 = none)
+  num_attributes: int = 0
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -115,6 +121,10 @@ class ItemRepresentation(nn.Module):
         init = pca_init(self.text.array, self.features)
       self.embedding = self.param("embedding", nn.with_logical_partitioning(
           init, (layers.VOCAB, layers.EMBED)), (rows, self.features), jnp.float32)
+    if self.attributes is not None:
+      self.attribute_embedding = nn.Embed(self.num_attributes + 1, self.features,
+                                          embedding_init=nn.initializers.normal(stddev=0.02),
+                                          dtype=self.dtype, name="attribute_embedding")
     if self.mode in ("text_adapter", "text_only"):
       if self.text_dim <= 0:
         raise ValueError(f"model.item_repr={self.mode!r} needs the item text embeddings "
@@ -139,8 +149,24 @@ class ItemRepresentation(nn.Module):
     text = jax.lax.stop_gradient(self.frozen).astype(self.dtype)  # [rows, T]
     return self.adapter_out(nn.gelu(self.adapter_in(text)))  # [rows, D]
 
+  def _attribute_bag(self, ids: jax.Array) -> jax.Array:
+    """[...] item ids -> [..., D]: the mean embedding of each item's attributes (0 for an
+    item without any, padding and special rows)."""
+    attrs = np.zeros((padded_rows(self.num_items, self.num_special),
+                      self.attributes.shape[1]), np.int32)
+    attrs[:self.attributes.shape[0]] = self.attributes.array.astype(np.int32)
+    a = jnp.asarray(attrs)[ids]  # [..., A]
+    emb = self.attribute_embedding(a) * (a > 0)[..., None].astype(self.dtype)  # [..., A, D]
+    return emb.sum(-2) / jnp.maximum((a > 0).sum(-1, keepdims=True), 1).astype(self.dtype)
+
   def table(self) -> jax.Array:
     """[rows, D]: every row's vector (what both the lookup and the scores use)."""
+    out = self._base_table()
+    if self.attributes is not None:
+      out = out + self._attribute_bag(jnp.arange(out.shape[0]))
+    return out
+
+  def _base_table(self) -> jax.Array:
     if self.mode in ("id", "text_init"):
       return self.embedding.astype(self.dtype)
     adapted = self._adapted()
@@ -157,7 +183,8 @@ class ItemRepresentation(nn.Module):
 
   def __call__(self, ids: jax.Array) -> jax.Array:
     if self.mode in ("id", "text_init"):  # a plain gather (no [rows, D] pass)
-      return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
+      out = jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
+      return out + self._attribute_bag(ids) if self.attributes is not None else out
     return jnp.take(self.table(), ids, axis=0)
 
   def item_table(self) -> jax.Array:

@@ -51,7 +51,7 @@ def build_setup(cfg, split: LeaveOneOut, mesh: Mesh | None = None) -> Setup:
   mesh = build_mesh(cfg) if mesh is None else mesh
   from seqrec_jax import text  # pylint: disable=import-outside-toplevel
   model = models.build_model(cfg.model, split.data.num_items,
-                             item_text=text.item_text_for(cfg, split.data))
+                             **text.item_features(cfg, split.data))
   task = tasks.build_task(cfg, model, split)
   steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
   total_steps = steps_per_epoch * cfg.train.num_epochs

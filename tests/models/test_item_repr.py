@@ -97,8 +97,10 @@ def test_bert4rec_with_text_and_the_config_check():
     config_lib.validate(cfg)
 
 
-@pytest.mark.parametrize("mode", ["text_adapter", "text_only"])
-def test_engine_run_with_text_and_restore(tmp_path, mode):
+@pytest.mark.parametrize("mode,attributes", [  # ~30 s each: text_only (+ cold) by default
+    pytest.param("text_adapter", False, marks=pytest.mark.slow), ("text_only", False),
+    pytest.param("id", True, marks=pytest.mark.slow)])
+def test_engine_run_with_side_information_and_restore(tmp_path, mode, attributes):
   pytest.importorskip("tokenizers")
   from seqrec_jax import text  # pylint: disable=import-outside-toplevel
   from seqrec_jax.infer.recommend import Recommender  # pylint: disable=import-outside-toplevel
@@ -113,13 +115,34 @@ def test_engine_run_with_text_and_restore(tmp_path, mode):
   cfg = config_lib.base_config()
   cfg.data.format, cfg.data.root, cfg.data.path = "s3rec", str(tmp_path), "s3rec/Toys.txt"
   cfg.data.cache_dir, cfg.data.dedup = str(tmp_path / "cache"), "none"
+  (tmp_path / "s3rec" / "Toys_item2attributes.json").write_text(
+      "{" + ", ".join(f'"{i}": [{1 + i % 3}, {4 + i % 2}]' for i in range(1, 21)) + "}")
   cfg.text.model = text.TINY
+  cfg.model.item_attributes = attributes
+  cfg.data.cold_items_frac = 0.2 if mode == "text_only" else 0.0
   cfg.model.update(item_repr=mode, max_len=8, embed_dim=16, mlp_dim=32, num_blocks=1)
   cfg.train.update(num_epochs=2, eval_every_epochs=1, batch_size=16, log_every_steps=2)
   cfg.eval.batch_size = 16
   report = engine.run(cfg, str(tmp_path / "run"))
   assert np.isfinite(report["test"]["ndcg@10"])
+  if mode == "text_only":
+    assert report["test"]["cold/users"] > 0  # cold targets, reported apart
   rec = Recommender.from_workdir(str(tmp_path / "run"))
   table = np.asarray(rec.model.apply({"params": rec.params}, method=lambda m: m.item_table()))
   assert table.shape[0] == 21 and np.isfinite(table).all()
   assert len(rec.recommend(history=[1, 2, 3], k=5)) == 5
+
+
+def test_attribute_bag_adds_the_mean_attribute_embedding():
+  attrs = np.zeros((N + 1, 3), np.int32)
+  attrs[1] = [1, 2, 0]
+  attrs[2] = [2, 0, 0]  # item 3 has none
+  mod = ItemRepresentation(N, D, mode="id", attributes=HostArray(attrs), num_attributes=4)
+  params = nn.meta.unbox(mod.init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))["params"])
+  table = np.asarray(mod.apply({"params": params}, method=mod.item_table))
+  emb, attr = np.asarray(params["embedding"]), np.asarray(params["attribute_embedding"]["embedding"])
+  np.testing.assert_allclose(table[1], emb[1] + (attr[1] + attr[2]) / 2, rtol=1e-5)
+  np.testing.assert_allclose(table[2], emb[2] + attr[2], rtol=1e-5)
+  np.testing.assert_allclose(table[3], emb[3], rtol=1e-6)
+  looked_up = np.asarray(mod.apply({"params": params}, jnp.array([[1, 2, 3]])))
+  np.testing.assert_allclose(looked_up[0], table[1:4], rtol=1e-5)  # lookup == scoring rows
