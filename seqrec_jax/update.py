@@ -47,8 +47,9 @@ def main(argv):
           f"{out['version']} is not published: run the same command again to resume")
     return
   print(f"published version {out['version']}: {out['dir']} ({out['seconds']:.1f}s)")
-  print("test " + json.dumps({k: round(v, 4) for k, v in final["test"].items()
-                              if k in ("hr@10", "ndcg@10", "excl/hr@10", "excl/ndcg@10")}))
+  if final.get("test"):
+    print("test " + json.dumps({k: round(v, 4) for k, v in final["test"].items()
+                                if k in ("hr@10", "ndcg@10", "excl/hr@10", "excl/ndcg@10")}))
 
 
 if __name__ == "__main__":
