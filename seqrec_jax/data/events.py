@@ -24,6 +24,7 @@ import numpy as np
 from seqrec_jax.data.dataset import SequenceDataset
 from seqrec_jax.data.ids import IdMap, item_map, python_value
 from seqrec_jax.data.interactions import DataFormatError
+from seqrec_jax.data.textio import parse_int
 
 # Events that say the user wanted the item (the rest, e.g. "skip", are not interactions).
 POSITIVE_EVENTS = ("view", "click", "add_to_cart", "purchase", "rating", "like")
@@ -45,7 +46,8 @@ class Events:
 
 
 def _id(value, path: str, line: int, field: str):
-  """A raw id: an int when it is one (also "42" -> 42), else the stripped string."""
+  """A raw id as given: a JSON int, or the stripped text (the id maps match "42" with
+  42 and "3.0" with 3, and a new id's type is decided when it is added)."""
   if isinstance(value, bool) or value is None or isinstance(value, (list, dict, float)):
     if isinstance(value, float) and value.is_integer():
       return int(value)
@@ -56,8 +58,6 @@ def _id(value, path: str, line: int, field: str):
   text = str(value).strip()
   if not text:
     raise DataFormatError(path, line, f"field {field!r} is empty")
-  if text.lstrip("-").isdigit() and len(text) < 19:
-    return int(text)
   return text
 
 
@@ -148,12 +148,29 @@ def positive(events: Events, kinds: tuple[str, ...] = POSITIVE_EVENTS,
   return keep, {"not_positive_event": wrong_kind, "below_min_rating": low}
 
 
+def _as_int(raw) -> int | None:
+  """`raw` as an int64 id when it is one (42, "42", "3.0"), else None."""
+  if isinstance(raw, int):
+    return raw
+  try:
+    return parse_int(str(raw).encode("utf-8", errors="replace"))
+  except ValueError:
+    return None
+
+
+def _key(raw) -> str:
+  """One spelling per new id ("42", 42 and "42.0" are the same id)."""
+  i = _as_int(raw)
+  return str(i) if i is not None else str(raw)
+
+
 def _extend_ids(raw_ids: np.ndarray, new: list) -> np.ndarray:
-  """`raw_ids` + `new`, keeping an integer dtype when every new id is an int."""
+  """`raw_ids` + `new`, keeping an integer dtype when every new id is an integer."""
   if not new:
     return raw_ids
-  if np.issubdtype(raw_ids.dtype, np.integer) and all(isinstance(x, int) for x in new):
-    return np.concatenate([raw_ids, np.asarray(new, raw_ids.dtype)])
+  ints = [_as_int(x) for x in new]
+  if np.issubdtype(raw_ids.dtype, np.integer) and all(i is not None for i in ints):
+    return np.concatenate([raw_ids, np.asarray(ints, raw_ids.dtype)])
   return np.concatenate([raw_ids.astype(str), np.asarray([str(x) for x in new])])
 
 
@@ -186,11 +203,11 @@ def extend_dataset(data: SequenceDataset, events: Events, keep: np.ndarray | Non
   for i in order:
     u = users.get(events.users[i])
     if u is None:
-      key = str(events.users[i])
+      key = _key(events.users[i])
       u = new_users.setdefault(key, (data.num_users + len(new_users), events.users[i]))[0]
     v = items.get(events.items[i])
     if v is None:
-      key = str(events.items[i])
+      key = _key(events.items[i])
       v = new_items.setdefault(key, (data.num_items + 1 + len(new_items), events.items[i]))[0]
     if u not in last_time:
       last_time[u] = (int(data.times[data.offsets[u + 1] - 1])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+_INTEGRAL = re.compile(r"[+-]?(?:[0-9]+(?:\.0*)?|[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+)")
 
 
 def python_value(value):
@@ -27,8 +31,15 @@ class IdMap:
     if isinstance(raw, bool):
       return None
     i = self._index.get(raw)
-    if i is None and isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-      i = self._index.get(int(raw.strip()))
+    if i is None and isinstance(raw, str):
+      text = raw.strip()
+      i = self._index.get(text)
+      if i is None and _INTEGRAL.fullmatch(text):  # "42", "42.0", "4.2e1"
+        try:
+          i = self._index.get(int(float(text)) if not text.lstrip("+-").isdigit()
+                              else int(text))
+        except (ValueError, OverflowError):
+          i = None
     if i is None and not isinstance(raw, str):
       i = self._index.get(str(raw))
     return i

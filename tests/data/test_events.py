@@ -101,3 +101,13 @@ def test_csv_without_an_item_column(tmp_path):
   p.write_text("user,thing\n1,2\n")
   with pytest.raises(DataFormatError, match=r"e.csv:1: the header must name 'item'"):
     read_events_file(str(p))
+
+
+def test_id_spellings_match_and_new_ids_are_counted_once(tmp_path):
+  p = tmp_path / "e.csv"
+  p.write_text("user,item,time\n10,300.0,9\n20,7,10\n20.0,7.0,11\n10, 7 ,12\n")
+  data, rep = extend_dataset(small_dataset(), read_events_file(str(p)), dedup="none")
+  assert rep["new_items"] == 1 and rep["new_users"] == 0  # 7, "7.0", " 7 ": one new item
+  assert data.item_ids.dtype.kind == "i" and data.item_ids.tolist()[-1] == 7
+  assert data.sequence(0).tolist() == [1, 2, 3, 4]  # "300.0" is item 300
+  assert data.sequence(1).tolist() == [3, 4, 4]
