@@ -46,7 +46,8 @@ def _outside(rule: config_schema.Rule, default):
     elif rule.nonempty:
       bad.append("")
   elif isinstance(default, tuple):
-    bad.append(())
+    if rule.nonempty:  # () is a valid value of some tuples (eval.popularity_buckets: off)
+      bad.append(())
     if rule.each is not None:
       bad.append((0,) if rule.each.lo == 1 and -1 not in rule.each.also else (-7,))
   return bad
