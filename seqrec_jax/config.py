@@ -93,7 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.task.crop = "last"  # last | random window end
   # one: one window per sequence and epoch | cover: ceil((n-1)/max_len) random windows,
   # so long histories are trained in full every epoch (needs crop="random")
-  c.task.windows = "one"
+  c.task.windows = "one"  # every_cut (seq2seq): every cut point of every history, each epoch
   c.task.mask_prob = 0.2  # cloze: probability of masking each item
   c.task.mask_last_prob = 0.1  # cloze: probability of also masking the final item
   c.task.future_k = 5  # seq2seq: items the decoder learns to generate
@@ -227,7 +227,7 @@ _FIXED_CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.attention_impl": ("", "xla", "cudnn"),
     "task.crop": ("last", "random"),
-    "task.windows": ("one", "cover"),
+    "task.windows": ("one", "cover", "every_cut"),
     "train.input": ("grain", "device"),
     "model.remat": ("none", "full", "dots"),
     "optim.schedule": ("cosine", "constant"),
@@ -318,6 +318,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.loss.seen_margin and (cfg.loss.name != "ce" or task_name(cfg) != "causal"):
     raise ValueError("config.loss.seen_margin > 0 needs config.loss.name='ce' and the causal "
                      f"task (SASRec); got loss {cfg.loss.name!r}, task {task_name(cfg)!r}")
+  if cfg.task.windows == "every_cut" and task_name(cfg) != "seq2seq":
+    raise ValueError("config.task.windows='every_cut' is for the seq2seq task (one example "
+                     f"per cut point); task is {task_name(cfg)!r}")
   if cfg.task.windows == "cover" and (cfg.task.crop != "random"
                                       or task_name(cfg) not in ("causal", "cloze")):
     raise ValueError("config.task.windows='cover' needs config.task.crop='random' and the "

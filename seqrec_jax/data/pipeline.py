@@ -52,6 +52,33 @@ class TrainSequences:
     return f"TrainSequences(users={len(self)})"
 
 
+class CutSequences:
+  """Every cut point of every training sequence: entry (u, c) for c in 1..n-1 is user
+  u's sequence with the cut at c (the seq2seq task with `task.windows='every_cut'`: one
+  epoch trains on each (history, future) pair once instead of one random cut per user).
+  An item is `(sequence, cut)`; `lengths` is cut + 1 (so `Seq2SeqExample.window_lengths`
+  is the history length)."""
+
+  def __init__(self, split: LeaveOneOut, min_len: int = 2):
+    lengths = split.train_lengths()
+    users = np.flatnonzero(lengths >= min_len)
+    cuts = lengths[users] - 1  # [U'] cut points per user
+    self.users = np.repeat(users, cuts)  # [n]
+    starts = np.repeat(np.cumsum(cuts) - cuts, cuts)
+    self.cuts = (np.arange(self.users.size) - starts + 1).astype(np.int64)  # [n] 1..n_u-1
+    self.lengths = self.cuts + 1
+    self._split = split
+
+  def __len__(self) -> int:
+    return int(self.users.size)
+
+  def __getitem__(self, index: int):
+    return self._split.train_sequence(int(self.users[index])), int(self.cuts[index])
+
+  def __repr__(self) -> str:
+    return f"CutSequences(entries={len(self)})"
+
+
 @dataclasses.dataclass(frozen=True)
 class CausalExample:
   """Maps a training sequence to next-item inputs/targets of length max_len.
@@ -188,8 +215,11 @@ class Seq2SeqExample:
     m = np.minimum(self.future_k, j)
     return (m * (m + 1) / 2 + (j - m) * self.future_k) / j
 
-  def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> dict:
-    cut = int(rng.integers(1, seq.size)) if seq.size > 1 else seq.size
+  def __call__(self, seq, rng: np.random.Generator) -> dict:
+    if isinstance(seq, tuple):  # (sequence, cut) from CutSequences
+      seq, cut = seq
+    else:
+      cut = int(rng.integers(1, seq.size)) if seq.size > 1 else seq.size
     future = seq[cut:cut + self.future_k]
     targets = np.zeros(self.future_k, np.int32)  # [k]
     targets[:future.size] = future

@@ -78,8 +78,11 @@ def cloze_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
 
 @TASKS.register("seq2seq")
 def seq2seq_task(cfg, model: nn.Module, split: LeaveOneOut) -> Task:
-  """(history, next `task.future_k` items) cut at random points, teacher forcing."""
-  return Task(source=pipeline.TrainSequences(split),
+  """(history, next `task.future_k` items) cut at random points (or, with
+  `task.windows='every_cut'`, at every point once per epoch), teacher forcing."""
+  source = (pipeline.CutSequences(split) if cfg.task.windows == "every_cut"
+            else pipeline.TrainSequences(split))
+  return Task(source=source,
               example_fn=pipeline.Seq2SeqExample(cfg.model.max_len, cfg.task.future_k,
                                                  bos_id=split.data.num_items + 1),
               loss_fn=objectives.seq2seq_loss(model, cfg.loss, loss_stats(cfg, split)))

@@ -102,3 +102,23 @@ def test_leave_last_k_sets_the_future_aside_and_default_is_unchanged():
   np.testing.assert_array_equal(arrays.future[0], np.arange(8, 13))
   np.testing.assert_array_equal(arrays.history[0], [4, 5, 6, 7])
   np.testing.assert_array_equal(arrays.seen[0], np.arange(1, 8))
+
+
+def test_every_cut_source_gives_each_history_future_pair_once():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.data.dataset import SequenceDataset, leave_one_out  # pylint: disable=import-outside-toplevel
+  seqs = [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11]]
+  data = SequenceDataset(offsets=np.array([0, 6, 11]), items=np.array(sum(seqs, []), np.int32),
+                         times=np.arange(11), user_ids=np.arange(2), item_ids=np.arange(12))
+  split = leave_one_out(data)  # training parts: [1, 2, 3, 4] and [7, 8, 9]
+  source = pipeline.CutSequences(split)
+  assert len(source) == 3 + 2
+  example = pipeline.Seq2SeqExample(max_len=4, future_k=2, bos_id=12)
+  got = [example(source[i], np.random.default_rng(0)) for i in range(len(source))]
+  histories = [g["history"][g["history"] > 0].tolist() for g in got]
+  futures = [g["targets"][g["targets"] > 0].tolist() for g in got]
+  assert histories == [[1], [1, 2], [1, 2, 3], [7], [7, 8]]
+  assert futures == [[2, 3], [3, 4], [4], [8, 9], [9]]
+  assert source.lengths.tolist() == [2, 3, 4, 2, 3]  # window_lengths = the history length
+  assert got[1]["dec_inputs"].tolist() == [12, 3]
