@@ -16,8 +16,9 @@ slice arrives and each policy reacts:
   * full: trains from scratch on all data so far for `--full_epochs` (the first
     model's budget), on the same extended dataset the incremental version holds.
 Reported per round: each policy's HR@10 / NDCG@10 with standard errors over the round's
-users, the paired difference incremental - full with its standard error, and the
-update wall time of both. Steps already done in `--workdir` are reused (rerun resumes).
+users, the paired difference incremental - full with its standard error, the update
+wall time of both, and two references that need no model (the most popular items
+before the slice, overall and in the last `--recent_days`, history items excluded). Steps already done in `--workdir` are reused (rerun resumes).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ _UPDATE_WARMUP = flags.DEFINE_integer("update_warmup", 20, "optim.warmup_steps o
 _WORKDIR = flags.DEFINE_string("workdir", "runs/feedback_loop", "Where the runs go.")
 _TAG = flags.DEFINE_string("tag", "feedback_loop", "Results file stem in benchmarks/results.")
 _K = flags.DEFINE_integer("k", 10, "Cut-off of HR / NDCG.")
+_RECENT_DAYS = flags.DEFINE_float("recent_days", 30.0, "Window of the recent-popularity "
+                                  "baseline.")
 _CONFIG = common.define_overrides()
 
 
@@ -129,6 +132,26 @@ def score(rec: Recommender, cases, k: int) -> dict:
   return {"hit": hit, "ndcg": ndcg, "unknown_targets": int(sum(t < 0 for t in targets))}
 
 
+def popularity_scores(data: SequenceDataset, cases, lo: int, k: int,
+                      since: int | None = None) -> dict:
+  """Reference rows that need no model: the k items with the most interactions before
+  `lo` (since `since`, when given), history items excluded, on the round's cases."""
+  keep = (data.times < lo) if since is None else ((data.times < lo) & (data.times >= since))
+  counts = np.bincount(data.items[keep], minlength=data.num_items + 1)
+  counts[0] = -1
+  order = np.argsort(-counts, kind="stable")
+  index = {data.item_ids[i].item(): i for i in range(1, data.num_items + 1)}
+  hit, ndcg = [], []
+  for history, target in cases:
+    seen = {index[h] for h in history}
+    top = [i for i in order[:len(seen) + k + 1] if i not in seen][:k]
+    t = index[target]
+    pos = top.index(t) if t in top else -1
+    hit.append(float(pos >= 0))
+    ndcg.append(1.0 / np.log2(pos + 2) if pos >= 0 else 0.0)
+  return {"hit": np.asarray(hit), "ndcg": np.asarray(ndcg), "unknown_targets": 0}
+
+
 def mean_se(x: np.ndarray) -> tuple[float, float]:
   return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
 
@@ -180,6 +203,12 @@ def main(argv):
       nd, nd_se = mean_se(s["ndcg"])
       result[policy] = {"hr": hr, "hr_se": hr_se, "ndcg": nd, "ndcg_se": nd_se,
                         "unknown_targets": s["unknown_targets"]}
+    recent = lo - int(_RECENT_DAYS.value * 86400)
+    for name, since in (("popular", None), ("popular_recent", recent)):
+      s = popularity_scores(data, cases, lo, _K.value, since)
+      hr, hr_se = mean_se(s["hit"])
+      nd, nd_se = mean_se(s["ndcg"])
+      result[name] = {"hr": hr, "hr_se": hr_se, "ndcg": nd, "ndcg_se": nd_se}
     diff = per_user["incremental"]["ndcg"] - per_user["full"]["ndcg"]
     result["inc_minus_full_ndcg"], result["inc_minus_full_ndcg_se"] = mean_se(diff)
     diff = per_user["incremental"]["ndcg"] - per_user["never"]["ndcg"]
@@ -234,8 +263,9 @@ def markdown(out: dict) -> str:
            + common.describe(out), "",
            f"| round | users | never NDCG@{k} | incremental NDCG@{k} | full NDCG@{k} | "
            f"inc - full (paired SE) | inc HR@{k} | full HR@{k} | never HR@{k} | "
+           f"popular NDCG@{k} | popular last {_RECENT_DAYS.value:g} d NDCG@{k} | "
            "update s (inc / full) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   prev = None
   for row in out["rows"]:
     times = (f"{prev['incremental_seconds']:.0f} / {prev['full_seconds']:.0f} "
@@ -246,7 +276,10 @@ def markdown(out: dict) -> str:
         f"{row['incremental']['ndcg_se']:.4f} | {row['full']['ndcg']:.4f} ± "
         f"{row['full']['ndcg_se']:.4f} | {row['inc_minus_full_ndcg']:+.4f} ± "
         f"{row['inc_minus_full_ndcg_se']:.4f} | {row['incremental']['hr']:.4f} | "
-        f"{row['full']['hr']:.4f} | {row['never']['hr']:.4f} | {times} |")
+        f"{row['full']['hr']:.4f} | {row['never']['hr']:.4f} | "
+        + (f"{row['popular']['ndcg']:.4f} ± {row['popular']['ndcg_se']:.4f} | "
+           f"{row['popular_recent']['ndcg']:.4f} ± {row['popular_recent']['ndcg_se']:.4f}"
+           if "popular" in row else "– | –") + f" | {times} |")
     prev = row.get("after")
   return "\n".join(lines) + "\n"
 
