@@ -188,11 +188,11 @@ def main(argv):
   t_first = train_fresh(cfg, past_path, root, _FULL_EPOCHS.value)
   rows = []
   full_dir = root  # the full-retrain policy's current model (round 1: the first model)
+  inc_dir = root  # the incremental policy's: the version the previous update published
   for r in range(1, _ROUNDS.value + 1):
     lo, hi = int(cuts[r - 1]), int(cuts[r])
     cases = round_cases(data, lo, hi)
-    models = {"never": os.path.join(root), "incremental": versions.latest(root),
-              "full": full_dir}
+    models = {"never": root, "incremental": inc_dir, "full": full_dir}
     result = {"round": r, "slice": [lo, hi], "users": len(cases),
               "versions": {k: os.path.relpath(v, _WORKDIR.value) for k, v in models.items()}}
     per_user = {}
@@ -231,6 +231,7 @@ def main(argv):
       with open(done) as f:
         upd = json.load(f)
       version_dir = os.path.join(versions.versions_dir(root), upd["version"])
+      inc_dir = version_dir  # (not versions.latest: a rerun reuses later versions too)
       full_dir = os.path.join(_WORKDIR.value, f"full_{r}")
       t_full = train_fresh(cfg, os.path.join(version_dir, "dataset.npz"), full_dir,
                            _FULL_EPOCHS.value)

@@ -20,3 +20,10 @@ def test_feedback_loop_smoke(tmp_path):
   assert second["versions"] == {"never": "incremental",
                                 "incremental": "incremental/versions/0001", "full": "full_1"}
   assert (tmp_path / "fl.md").read_text().count("\n| ") >= 2
+  # a rerun reuses every run and evaluates each round with the model of that round
+  run_script("feedback_loop.py", "--dataset=synthetic", "--rounds=2", "--first=0.6",
+             "--full_epochs=1", "--update_epochs=1", f"--workdir={tmp_path / 'runs'}",
+             f"--tag={tmp_path / 'fl2'}")
+  again = results(tmp_path / "fl2.json")
+  assert [r["versions"] for r in again["rows"]] == [r["versions"] for r in data["rows"]]
+  assert again["rows"][0]["incremental"] == first["incremental"]
