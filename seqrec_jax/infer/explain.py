@@ -10,7 +10,8 @@ catalogue (items 1..num_items), the quantity the models are trained on.
     recommended items.
   * gradient x input: sum over the embedding dimension of d f_j / d e_p * e_p, where e_p
     is the input embedding the model looks up at position p (taken with a Flax method
-    interceptor on `ItemEmbedding.__call__`, so any registered model works unchanged).
+    interceptor on the item lookup's `__call__` (`ItemEmbedding`, `ItemRepresentation`:
+    `is_item_lookup`), so any registered model works unchanged).
   * attention rollout (Abnar & Zuidema, 2020), only where the model has softmax
     attention (SASRec, BERT4Rec, Seq2Seq, the ELECRec discriminator): per layer the
     head-averaged attention A, with the residual as 0.5 A + 0.5 I, multiplied over the
@@ -101,7 +102,7 @@ def _delete_each(window: np.ndarray, n: int) -> np.ndarray:
 
 
 def _is_history_call(module, args, shape) -> bool:
-  return (isinstance(module, layers.ItemEmbedding) and args
+  return (getattr(type(module), "is_item_lookup", False) and args
           and getattr(args[0], "shape", None) == shape
           and jnp.issubdtype(args[0].dtype, jnp.integer))
 

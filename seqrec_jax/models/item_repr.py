@@ -24,7 +24,7 @@ tokens, then alignment padding, as ItemEmbedding.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -99,6 +99,7 @@ def frozen_init(text: np.ndarray | None, text_dim: int) -> Callable:
 class ItemRepresentation(nn.Module):
   """The item table of one `model.item_repr` mode (see the module docstring)."""
 
+  is_item_lookup: ClassVar[bool] = True  # explanations hook the lookup (infer/explain.py)
   num_items: int
   features: int
   num_special: int = 0

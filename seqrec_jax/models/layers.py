@@ -19,7 +19,7 @@ layouts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -106,6 +106,7 @@ class ItemEmbedding(nn.Module):
   tokens are alignment padding and are never looked up or scored.
   """
 
+  is_item_lookup: ClassVar[bool] = True  # explanations hook the lookup (infer/explain.py)
   num_items: int
   features: int
   num_special: int = 0
