@@ -24,6 +24,7 @@ def records(path):
     return [json.loads(line) for line in f if line.strip()]
 
 
+@pytest.mark.slow  # two training runs (~30 s)
 def test_grid_sweep_tests_only_the_winner_and_resumes(tmp_path):
   space = parse_space('{"optim.lr": [0.0001, 0.01]}')
   workdir = str(tmp_path / "sweep")

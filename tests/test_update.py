@@ -42,6 +42,7 @@ def run_copy(smoke_workdir, tmp_path):
   return str(path)
 
 
+@pytest.mark.slow  # a server and a fine-tuning run (~25 s + the smoke run)
 def test_feedback_update_and_hot_reload(run_copy):
   base = Recommender.from_workdir(run_copy)
   known = [base.user_ids[i].item() for i in range(5)]

@@ -342,7 +342,8 @@ def test_config_accepts_packing_for_sasrec_and_bert4rec_on_both_paths():
   config_lib.validate(_smoke(**{"model.name": "bert4rec"}))
 
 
-@pytest.mark.parametrize("path", ["grain", pytest.param("device", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("path", [pytest.param("grain", marks=pytest.mark.slow),
+                                  pytest.param("device", marks=pytest.mark.slow)])
 def test_packed_training_end_to_end(tmp_path, path):
   cfg = _smoke(**{"train.input": path, "train.num_epochs": 1})
   report = loop.train_and_evaluate(cfg, str(tmp_path))

@@ -64,6 +64,7 @@ def _named(rec, e, method, top=1):
   return [rec.raw_item(i) for i, _, _ in ex.top_contributors(e.items, e.view(method, 0), top)]
 
 
+@pytest.mark.slow  # a trained model (~40 s on 2 cores): the planted-cause check runs with -m slow (and in CI)
 @pytest.mark.parametrize("prefix", [[7, 9, 12, 30, 22], [15, 33], [8, 8, 19, 26, 11, 40, 6]])
 def test_planted_cause_is_named_by_every_method(planted, prefix):
   recs, e = _explain(planted, prefix + [A])
@@ -74,6 +75,7 @@ def test_planted_cause_is_named_by_every_method(planted, prefix):
   assert shares[0][2] > 0.5  # A carries most of the evidence
 
 
+@pytest.mark.slow  # the same trained model
 @pytest.mark.parametrize("prefix", [[7, 9, 12, 30, 22], [15, 33, 21]])
 def test_lagged_cause_is_named_when_it_is_not_the_last_item(planted, prefix):
   recs, e = _explain(planted, prefix + [C, 17])

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import default
 from seqrec_jax.models.bert4rec import BERT4Rec
@@ -60,6 +61,7 @@ def test_encode_appends_mask_after_last_item_and_drops_oldest_when_full():
   np.testing.assert_allclose(state[1], hidden[1, 9], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~17 s
 def test_smoke_training_end_to_end(tmp_path):
   cfg = default.get_config("smoke")
   cfg.model.name = "bert4rec"  # task.name "auto" -> cloze

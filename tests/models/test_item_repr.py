@@ -97,8 +97,9 @@ def test_bert4rec_with_text_and_the_config_check():
     config_lib.validate(cfg)
 
 
-@pytest.mark.parametrize("mode,attributes", [  # ~30 s each: text_only (+ cold) by default
-    pytest.param("text_adapter", False, marks=pytest.mark.slow), ("text_only", False),
+@pytest.mark.parametrize("mode,attributes", [  # ~30 s each: -m slow
+    pytest.param("text_adapter", False, marks=pytest.mark.slow),
+    pytest.param("text_only", False, marks=pytest.mark.slow),
     pytest.param("id", True, marks=pytest.mark.slow)])
 def test_engine_run_with_side_information_and_restore(tmp_path, mode, attributes):
   pytest.importorskip("tokenizers")

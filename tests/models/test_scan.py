@@ -57,7 +57,8 @@ def _close(got, want, tol=2e-4):
 
 @pytest.mark.parametrize("cls,remat", [  # ~25 s each: one by default, the rest with -m slow
     (SASRec, "none"), pytest.param(SASRec, "full", marks=pytest.mark.slow),
-    pytest.param(SASRec, "dots", marks=pytest.mark.slow), (BERT4Rec, "dots")])
+    pytest.param(SASRec, "dots", marks=pytest.mark.slow),
+    pytest.param(BERT4Rec, "dots", marks=pytest.mark.slow)])
 def test_scanned_stack_has_the_unrolled_loss_and_gradients(cls, remat):
   cloze = cls is BERT4Rec
   batch = _batch(cloze)

@@ -100,6 +100,7 @@ def trained_run(tmp_path_factory):
   return str(workdir), loop.train_and_evaluate(cfg, str(workdir))
 
 
+@pytest.mark.slow  # a trained model (~30 s)
 def test_smoke_training_end_to_end(trained_run):
   _, report = trained_run
   assert report["test"]["users"] > 0
@@ -107,6 +108,7 @@ def test_smoke_training_end_to_end(trained_run):
     assert np.isfinite(report["test"][name])
 
 
+@pytest.mark.slow  # the same trained model
 def test_generate_cli_restores_best_checkpoint_and_generates(trained_run):
   workdir, _ = trained_run
   out = generate_for_user(workdir, "3", GenerateConfig(steps=3, beams=2, no_repeat_history=True))

@@ -92,6 +92,7 @@ def _setup(mesh):
   return objectives.causal_loss(model, LOSS), tx, state, state_sh
 
 
+@pytest.mark.slow  # ~30 s
 def test_device_path_trains_like_grain_path():
   """Same seed, crop="last": the same batches, so the same losses step by step."""
   split, batch, n = _split(), 8, 6
@@ -114,6 +115,7 @@ def test_device_path_trains_like_grain_path():
   # float noise in near-zero gradients, e.g. the query bias, beyond a tight elementwise check)
 
 
+@pytest.mark.slow  # ~22 s
 def test_scan_of_n_steps_equals_n_single_steps():
   split, batch = _split(), 8
   mesh = parallel.make_mesh((-1, 1), ("data", "model"))
