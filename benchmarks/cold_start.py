@@ -76,7 +76,7 @@ def knn(cfg) -> dict:
   for name, candidates in (("knn_all_items", np.ones(data.num_items + 1, bool)),
                            ("knn_cold_items_only", split.cold.copy())):
     candidates[0] = False
-    hits, ndcgs = [], []
+    ranks = []
     for r in rows:
       hist = arrays.history[r][arrays.history[r] > 0]
       profile = emb[hist[-_RECENT.value:]].mean(0)
@@ -85,11 +85,9 @@ def knn(cfg) -> dict:
       allowed[hist] = False
       scores = np.where(allowed, scores, -np.inf)
       t = targets[r]
-      rank = int((scores >= scores[t]).sum()) - 1  # 0-based, pessimistic ties (as metrics.py)
-      hits.append(rank < 10)
-      ndcgs.append(1.0 / np.log2(rank + 2) if rank < 10 else 0.0)
-    out[name] = {"hr@10": mean_se(np.asarray(hits, float)),
-                 "ndcg@10": mean_se(np.asarray(ndcgs, float))}
+      ranks.append(int((scores >= scores[t]).sum()) - 1)  # 0-based, pessimistic ties
+    ranks = np.asarray(ranks, np.int64)
+    out[name] = {m: mean_se(stats.per_user(ranks, m)) for m in ("hr@10", "ndcg@10")}
   return out
 
 
