@@ -137,6 +137,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_to_keep = 2
   c.train.checkpoint_every_secs = 0.0  # > 0: also checkpoint when this long has passed since the last save
   c.train.max_steps_this_run = 0  # > 0: checkpoint and exit after this many steps (time-sliced jobs)
+  c.train.max_train_secs = 0.0  # > 0: end training at the first epoch end this many seconds after this run's epochs began (validations included), then test the best model (budgeted comparisons)
   c.train.test_at_end = True  # False: no test evaluation (sweep trials; the winner is tested once)
   c.train.init_from = ""  # a run directory: start from its latest state (item tables may grow; MLE only)
   # Input path: grain (host pipeline, any task) | device (whole dataset on the accelerator,

@@ -122,7 +122,7 @@ RULES: dict[str, Rule] = {
     "train.batch_size": POS, "train.num_epochs": POS, "train.log_every_steps": POS,
     "train.eval_every_epochs": POS, "train.patience": NONNEG,
     "train.checkpoint_every_epochs": POS, "train.max_to_keep": POS,
-    "train.checkpoint_every_secs": NONNEG, "train.max_steps_this_run": NONNEG,
+    "train.checkpoint_every_secs": NONNEG, "train.max_steps_this_run": NONNEG, "train.max_train_secs": NONNEG,
     "train.init_from": ANY, "train.test_at_end": ANY,
     "train.input": REG, "train.steps_per_dispatch": POS, "train.length_grouping": NONNEG,
     "train.packing": ANY,

@@ -332,7 +332,8 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
   step, total, per_epoch = start_step, obj.total_steps, obj.steps_per_epoch
   t_start = t_last = time.time()
   last_logged = step
-  done = selection.meta["stopped_early"] or step >= total
+  done = (selection.meta["stopped_early"] or step >= total
+          or "budget_stop_epoch" in selection.meta)
   stop_reason = ""
   with Preemption() as preemption:
     while not done:
@@ -347,6 +348,12 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
         state, step_metrics = obj.step(state, parallel.to_global(next(train_iter), batch_sh))
         step += 1
       epoch_end, last = step % per_epoch == 0, step >= total
+      if epoch_end and not last and cfg.train.max_train_secs > 0:  # the training budget
+        last = _agree(time.time() - t_start >= cfg.train.max_train_secs, sync=True)
+        if last:
+          selection.meta["budget_stop_epoch"] = step // per_epoch
+          logging.info("train.max_train_secs=%g reached at epoch %d: validating and testing",
+                       cfg.train.max_train_secs, step // per_epoch)
       log_now = (step // cfg.train.log_every_steps > prev // cfg.train.log_every_steps
                  or epoch_end or last)
       if log_now:
@@ -357,7 +364,9 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
         now = time.time()
         rate = (step - last_logged) / max(now - t_last, 1e-9)
         eta = (total - step) * (now - t_start) / max(step - start_step, 1)
-        record = {"kind": "train", **tag, "step": step, **fields, "steps_per_s": rate,
+        record = {"kind": "train", **tag, "step": step,
+                  **({"epoch": step // per_epoch} if epoch_end else {}), **fields,
+                  "steps_per_s": rate,
                   "step_time_s": 1.0 / max(rate, 1e-9), "time": now - t_start,
                   "wall": now - started}
         if "targets" in fields:
@@ -409,7 +418,9 @@ def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, 
             "valid": best_meta["valid"], "test": test, "train_seconds": train_seconds,
             "num_items": dataset.num_items, "num_users": dataset.num_users,
             "resumed_from": start_step, "git": revision, "machine": machine_info(),
-            "wall_seconds": time.time() - started, **obj.report_extra}
+            "wall_seconds": time.time() - started, **obj.report_extra,
+            **({"budget_stop_epoch": selection.meta["budget_stop_epoch"]}
+               if "budget_stop_epoch" in selection.meta else {})}
   if test is not None:
     writer.write({"kind": "test", **tag, "step": best_meta["step"], **test})
   if lead:

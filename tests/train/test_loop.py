@@ -29,8 +29,23 @@ def test_smoke_train_writes_metrics_and_reports_test_once(tmp_path):
   kinds = [r["kind"] for r in records]
   assert kinds.count("test") == 1 and kinds[-1] == "test"
   assert kinds.count("valid") == 2  # eval_every_epochs=1, 2 epochs
+  # epoch-end train records carry their epoch (benchmarks time epochs from them)
+  assert [r["epoch"] for r in records if r["kind"] == "train" and "epoch" in r] == [1, 2]
   assert json.load(open(tmp_path / "final.json"))["best_step"] == report["best_step"]
   assert (tmp_path / "config.json").exists()
+
+
+def test_training_budget_ends_at_an_epoch_end_and_still_tests_the_best(tmp_path):
+  cfg = smoke_config(**{"train.num_epochs": 4, "train.eval_every_epochs": 3,
+                        "train.max_train_secs": 1e-6})
+  report = loop.train_and_evaluate(cfg, str(tmp_path))
+  assert report["budget_stop_epoch"] == 1  # the first epoch end is past the budget
+  assert report["best_epoch"] == 1 and report["test"]["users"] > 0  # validated although 1 % 3
+  records = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  steps_per_epoch = report["best_step"]
+  assert max(r["step"] for r in records if r["kind"] == "train") == steps_per_epoch
+  again = loop.train_and_evaluate(cfg, str(tmp_path))  # a rerun does not train past it
+  assert again["resumed_from"] == steps_per_epoch and again["best_step"] == steps_per_epoch
 
 
 @pytest.mark.reliability  # ~80 s on 2 cores: with the kill / resume suite
