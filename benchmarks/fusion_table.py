@@ -34,6 +34,25 @@ _TAG = flags.DEFINE_string("tag", "fusion", "Results file stem in benchmarks/res
 _ROOT = flags.DEFINE_string("workdir_root", "runs/fusion", "Runs go here.")
 _CONFIG = common.define_overrides()
 BUCKETS = ("<=5", "6-20", ">20")
+BUCKET_RANGES = {"<=5": (0, 5), "6-20": (6, 20), ">20": (21, None)}  # eval.popularity_buckets
+
+
+def bucket_figures(ranks: dict, base: dict | None) -> dict:
+  """Per bucket: exclude_seen NDCG@10 mean ± SE over its users and, with `base` (the id
+  run's ranks), the paired difference on the same users. {} for runs without counts."""
+  if ranks.get("target_counts") is None:
+    return {}
+  out = {}
+  for name, (lo, hi) in BUCKET_RANGES.items():
+    users = stats.popularity_bucket_users(ranks, lo, hi)
+    if users.size < 2:
+      continue
+    one = stats.restrict(ranks, users)
+    out[name] = stats.summarize(one, ["ndcg@10"], excl=True)["ndcg@10"]
+    if base is not None:
+      out[name]["vs_id"] = stats.paired(one, stats.restrict(base, users), ["ndcg@10"],
+                                        excl=True)["ndcg@10"]
+  return out
 
 
 def run_row(dataset: str, mode: str) -> dict:
@@ -66,6 +85,9 @@ def main(argv):
         row["vs_id"] = stats.paired(stats.load_ranks(row["workdir"]),
                                     stats.load_ranks(base["workdir"]), ["ndcg@10"],
                                     excl=True)["ndcg@10"]
+      row["bucket_se"] = bucket_figures(stats.load_ranks(row["workdir"]),
+                                        None if base is None or mode == "id"
+                                        else stats.load_ranks(base["workdir"]))
       rows.append(row)
       print(f"{dataset} {mode}: excl ndcg@10 {row['excl/ndcg@10']['mean']:.4f} ± "
             f"{row['excl/ndcg@10']['se']:.4f}", flush=True)
@@ -82,8 +104,15 @@ def markdown(out: dict) -> str:
     nd, hr = r["excl/ndcg@10"], r["excl/hr@10"]
     vs = r.get("vs_id")
     vs_text = f"{vs['diff']:+.4f} ± {vs['se']:.4f} ({vs['verdict']})" if vs else "–"
-    bucket = lambda b: ("–" if r["buckets"][b]["ndcg@10"] is None else
-                        f"{r['buckets'][b]['ndcg@10']:.4f} (n={r['buckets'][b]['users']})")
+    def bucket(b: str) -> str:
+      se = r.get("bucket_se", {}).get(b)
+      if se is not None:  # from per-user ranks: mean ± SE, and the paired gain over id
+        vs_b = se.get("vs_id")
+        gain = (f"; vs id {vs_b['diff']:+.4f} ± {vs_b['se']:.4f}, "
+                f"{vs_b['diff'] / max(vs_b['b'], 1e-12):+.0%}") if vs_b else ""
+        return f"{se['mean']:.4f} ± {se['se']:.4f} (n={se['users']}{gain})"
+      return ("–" if r["buckets"][b]["ndcg@10"] is None else
+              f"{r['buckets'][b]['ndcg@10']:.4f} (n={r['buckets'][b]['users']})")
     lines.append(f"| {r['dataset']} | {r['mode']} | {nd['mean']:.4f} ± {nd['se']:.4f} | "
                  f"{hr['mean']:.4f} ± {hr['se']:.4f} | {vs_text} | {bucket('<=5')} | "
                  f"{bucket('6-20')} | {bucket('>20')} | {r['best_step']} | "

@@ -8,7 +8,10 @@
 #      device-resident path,
 #   4. time to validation NDCG@10 >= 0.138 (benchmarks/time_to_quality.py: an engine run,
 #      stopped at the target),
-#   5. RecBole 1.2.1 vs ours, training targets/s (only when RecBole's wheels were carried).
+#   5. train-step peak memory against catalogue size (benchmarks/memory.py) on the GPU,
+#   6. the ML-1M preset vs packing + sampled softmax (benchmarks/fast_training.py, each
+#      run under a training budget),
+#   7. RecBole 1.2.1 vs ours, training targets/s (only when RecBole's wheels were carried).
 # Results: $OUT (the tool brings back at most 8 files): suite.log, the markdown tables,
 # the throughput plot, the quality run's final.json and everything in one .tgz.
 #
@@ -21,8 +24,8 @@
 #   # optional, for step 5 (pure-Python wheels; torch is already on the GPU machine):
 #   python3 -m pip download --no-deps -d .whl recbole==1.2.1 colorlog==4.7.2 texttable==1.7.0
 # Then one call of the device tool:
-#   run(command="bash benchmarks/gpu_suite.sh .gpudata", carry=[".whl", ".gpudata"], timeout_s=540)
-# Knobs (environment): SUITE_SECONDS (default 450), PYTHON (default python3).
+#   run(command="bash benchmarks/gpu_suite.sh .gpudata", carry=[".whl", ".gpudata"], timeout_s=600)
+# Knobs (environment): SUITE_SECONDS (default 540), PYTHON (default python3).
 #
 # Dry run on a CPU box (tiny settings, no GPU needed): SUITE_DRY_RUN=1 bash benchmarks/gpu_suite.sh
 #
@@ -41,7 +44,7 @@ WORK=$(mktemp -d /tmp/gpu_suite.XXXX)
 RES="$WORK/results"
 PY=${PYTHON:-python3}
 DRY=${SUITE_DRY_RUN:-0}
-BUDGET=${SUITE_SECONDS:-450}
+BUDGET=${SUITE_SECONDS:-540}
 DEADLINE=$(( $(date +%s) + BUDGET ))
 LOG="$OUT_DIR/suite.log"
 mkdir -p "$OUT_DIR" "$RES"
@@ -51,7 +54,7 @@ finish() {
   echo "# $(date -u +%FT%TZ) suite finished; results in $RES"
   tar czf "$OUT_DIR/gpu_suite_results.tgz" -C "$WORK" results 2>/dev/null
   for f in throughput_gpu.md throughput_gpu.png time_to_quality_gpu.md compare_recbole_gpu.md \
-           quality_final.json; do
+           memory_gpu.md fast_training_gpu.md quality_final.json; do
     [ -f "$RES/$f" ] && cp "$RES/$f" "$OUT_DIR/"
   done
   sleep 1  # let tee flush suite.log
@@ -117,6 +120,8 @@ if [ "$DRY" = 1 ]; then  # tiny settings: checks that every step runs, on CPU
   TTQ=(--config.train.num_epochs=1 --config.model.max_len=20 --config.model.embed_dim=16
        --config.model.mlp_dim=32 --config.train.batch_size=512)
   RECBOLE=(--batches=2 --warmup=1 --steps_per_dispatch=2 --dispatches=1 --config.model.max_len=20)
+  MEMORY=(--items=1e3,1e4 --batch=8 --max_len=16 --dim=16)
+  FAST=(--preset=default --variant=smoke --fast.loss.num_negatives=16)
 else
   export JAX_PLATFORMS=cuda  # tests/conftest.py would otherwise pick the CPU
   TESTS=(-m gpu tests)
@@ -124,6 +129,8 @@ else
   QUALITY=(--config.train.checkpoint_every_epochs=25)
   TTQ=(--max_seconds=80)
   RECBOLE=(--batches=200 --warmup=20 --steps_per_dispatch=23 --dispatches=20 --repeat_ours=off)
+  MEMORY=()
+  FAST=(--preset=sasrec_ml1m --config.train.max_train_secs=40 --fast.train.input=device)
 fi
 
 step tests 90 "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
@@ -140,6 +147,10 @@ fi
 [ -f "$WORK/quality/metrics.jsonl" ] && cp "$WORK/quality/metrics.jsonl" "$RES/quality_metrics.jsonl"
 step time_to_quality 110 "$PY" benchmarks/time_to_quality.py "${TTQ[@]}" --out="$RES" --tag=gpu \
   --workdir_root="$WORK"
+step memory 60 "$PY" benchmarks/memory.py "${MEMORY[@]}" --out="$RES/memory_gpu"
+step fast_training 150 "$PY" benchmarks/fast_training.py "${FAST[@]}" --out="$RES" --tag=gpu \
+  --workdir_root="$WORK/fast"
+[ -f "$RES/fast_training_gpu.json" ] || fail "fast_training: no fast_training_gpu.json"
 
 RB_PY="$PY"
 [ "$DRY" = 1 ] && RB_PY=${RECBOLE_PYTHON:-/tmp/recbole-venv/bin/python}

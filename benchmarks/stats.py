@@ -73,6 +73,8 @@ def load_ranks(source: str, split: str = "test") -> dict:
            "rank_excl": np.asarray(f["rank_excl"]).reshape(-1) if "rank_excl" in f else None,
            "num_items": int(f["num_items"]) if "num_items" in f else None,
            "path": path}
+    for key in ("targets", "target_counts"):  # newer runs: per-user target and its count
+      out[key] = np.asarray(f[key]).astype(np.int64).reshape(-1) if key in f else None
   for key in ("rank", "rank_excl"):
     if out[key] is not None and out[key].shape != out["users"].shape:
       raise ValueError(f"{path}: {key} has {out[key].shape[0]} entries, users "
@@ -91,10 +93,21 @@ def restrict(run: dict, users) -> dict:
     raise ValueError(f"{run.get('path', 'ranks')}: {missing} of the {users.size} requested "
                      "users are not in the run")
   out = dict(run)
-  for key in ("users", "rank", "rank_excl"):
+  for key in ("users", "rank", "rank_excl", "targets", "target_counts"):
     if out.get(key) is not None:
       out[key] = out[key][keep]
   return out
+
+
+def popularity_bucket_users(run: dict, lo: int, hi: int | None) -> np.ndarray:
+  """The users whose target had lo..hi training interactions (hi None: no upper bound),
+  from the ranks file's `target_counts` (runs saved before it was recorded have none)."""
+  counts = run.get("target_counts")
+  if counts is None:
+    raise ValueError(f"{run.get('path', 'ranks')}: no 'target_counts' array (a run saved "
+                     "before per-user target counts were recorded)")
+  sel = (counts >= lo) & (counts <= (hi if hi is not None else np.iinfo(np.int64).max))
+  return run["users"][sel]
 
 
 def load_users(path: str) -> np.ndarray:

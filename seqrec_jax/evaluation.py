@@ -85,12 +85,17 @@ class StageRanks:
   rank: np.ndarray  # [U] int32
   rank_excl: np.ndarray  # [U] int32, history items excluded
   num_items: int
+  targets: np.ndarray | None = None  # [U] int64 target item id
+  target_counts: np.ndarray | None = None  # [U] int64 the target's training interactions
 
   def save(self, path: str) -> None:
-    """Atomic write of an `.npz` with users, rank, rank_excl, num_items."""
+    """Atomic write of an `.npz` with users, rank, rank_excl, num_items (and targets,
+    target_counts when known: per-user long-tail and cold-item figures with errors)."""
     tmp = path + ".tmp.npz"
+    extra = {k: getattr(self, k) for k in ("targets", "target_counts")
+             if getattr(self, k) is not None}
     np.savez(tmp, users=self.users, rank=self.rank, rank_excl=self.rank_excl,
-             num_items=np.int64(self.num_items))
+             num_items=np.int64(self.num_items), **extra)
     os.replace(tmp, path)
 
 
@@ -157,4 +162,8 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
   if not with_ranks:
     return result
   users = np.asarray(arrays.users, np.int64)
-  return result, StageRanks(users, rank.astype(np.int32), rank_excl.astype(np.int32), num_items)
+  targets = np.asarray(arrays.targets, np.int64)[:n]
+  target_counts = (None if item_counts is None
+                   else np.asarray(item_counts, np.int64)[targets])
+  return result, StageRanks(users, rank.astype(np.int32), rank_excl.astype(np.int32), num_items,
+                            targets=targets, target_counts=target_counts)

@@ -175,3 +175,21 @@ def test_users_subset(tmp_path):
   np.save(tmp_path / "bad.npy", np.array([0, 1]))  # user 1 is not in the run
   with pytest.raises(SystemExit):
     stats.main([str(a), f"--users={tmp_path / 'bad.npy'}"])
+
+
+def test_bucket_users_from_saved_target_counts_reproduce_the_engines_bucket_metrics(
+    smoke_workdir):
+  """ranks_test.npz records each user's target and its training count: restricting to a
+  popularity bucket gives exactly the engine's own "excl/pop<=5/ndcg@10" figures."""
+  run = stats.load_ranks(smoke_workdir)
+  assert run["targets"] is not None and run["targets"].shape == run["users"].shape
+  final = json.loads((Path(smoke_workdir) / "final.json").read_text())["test"]
+  checked = 0
+  for name, (lo, hi) in {"<=5": (0, 5), "6-20": (6, 20), ">20": (21, None)}.items():
+    users = stats.popularity_bucket_users(run, lo, hi)
+    assert users.size == final.get(f"excl/pop{name}/users", 0)
+    if users.size >= 2:
+      got = stats.summarize(stats.restrict(run, users), ["ndcg@10"], excl=True)["ndcg@10"]
+      assert got["mean"] == pytest.approx(final[f"excl/pop{name}/ndcg@10"], abs=1e-6)
+      checked += 1
+  assert checked >= 1
