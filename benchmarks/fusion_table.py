@@ -32,6 +32,7 @@ _MODES = flags.DEFINE_list("modes", ["id", "text_init", "text_adapter", "text_on
 _MODEL = flags.DEFINE_string("model", "sasrec", "Registered model with item text support.")
 _TAG = flags.DEFINE_string("tag", "fusion", "Results file stem in benchmarks/results.")
 _ROOT = flags.DEFINE_string("workdir_root", "runs/fusion", "Runs go here.")
+_OUT = flags.DEFINE_string("out", str(common.RESULTS), "Results folder.")
 _CONFIG = common.define_overrides()
 BUCKETS = ("<=5", "6-20", ">20")
 BUCKET_RANGES = {"<=5": (0, 5), "6-20": (6, 20), ">20": (21, None)}  # eval.popularity_buckets
@@ -92,7 +93,7 @@ def main(argv):
       print(f"{dataset} {mode}: excl ndcg@10 {row['excl/ndcg@10']['mean']:.4f} ± "
             f"{row['excl/ndcg@10']['se']:.4f}", flush=True)
   out = {**meta, "model": _MODEL.value, "overrides": common.overrides(_CONFIG), "rows": rows}
-  common.write_results(common.RESULTS / _TAG.value, out, markdown(out))
+  common.write_results(os.path.join(_OUT.value, _TAG.value), out, markdown(out))
 
 
 def markdown(out: dict) -> str:
@@ -103,7 +104,8 @@ def markdown(out: dict) -> str:
   for r in out["rows"]:
     nd, hr = r["excl/ndcg@10"], r["excl/hr@10"]
     vs = r.get("vs_id")
-    vs_text = f"{vs['diff']:+.4f} ± {vs['se']:.4f} ({vs['verdict']})" if vs else "–"
+    verdict = {"tie": "tie", "A better": f"{r['mode']} better", "B better": "id better"}
+    vs_text = f"{vs['diff']:+.4f} ± {vs['se']:.4f} ({verdict[vs['verdict']]})" if vs else "–"
     def bucket(b: str) -> str:
       se = r.get("bucket_se", {}).get(b)
       if se is not None:  # from per-user ranks: mean ± SE, and the paired gain over id
