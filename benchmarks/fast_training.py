@@ -3,9 +3,10 @@ epoch, time to quality and quality at convergence, with error bars from per-user
 
   full: the preset as it is (configs/<model>_<dataset>.py: full-softmax CE, length-grouped
         batches), plus the shared `--config.a.b=v` overrides;
-  fast: the same preset with packed rows (`train.packing`) and the logQ-corrected sampled
-        softmax over `--fast.loss.num_negatives` negatives shared by the batch (FAST below),
-        plus the shared overrides, then `--fast.a.b=v` (fast only).
+  fast: the preset's "fast" variant (`configs/<model>_<dataset>.py:fast`, presets.FAST:
+        packed rows and the logQ-corrected sampled softmax over negatives shared by the
+        batch, device-built batches for causal models), plus the shared overrides, then
+        `--fast.a.b=v` (fast only). The results list every config field that differs.
 
 Both are engine runs (`train_and_evaluate`, in this process, one after the other), each
 to its own early stop or `train.num_epochs`, or to `train.max_train_secs` when set. From
@@ -42,11 +43,6 @@ from absl import flags  # noqa: E402
 from seqrec_jax import cli, presets  # noqa: E402
 from seqrec_jax.train.loop import train_and_evaluate  # noqa: E402
 
-# The fast variant: packed rows instead of length grouping, sampled softmax instead of CE.
-FAST = {"train.packing": True, "train.length_grouping": 0, "loss.name": "sampled_softmax",
-        "loss.num_negatives": 1024, "loss.share_negatives": "batch", "loss.sampler": "uniform",
-        "loss.logq": True}
-
 _PRESET = flags.DEFINE_string("preset", "sasrec_toys", "presets.get name: '<model>_<dataset>' "
                               "or 'default'")
 _VARIANT = flags.DEFINE_string("variant", "", "preset variant, e.g. smoke")
@@ -56,16 +52,33 @@ _OUT = flags.DEFINE_string("out", str(common.RESULTS), "results folder")
 _ONLY = flags.DEFINE_enum("only", "", ["", "full", "fast"], "train one variant only (the other "
                           "is read if finished)")
 _CONFIG = common.define_overrides("config", "--config.a.b=v: applied to both runs")
-_FAST = common.define_overrides("fast", "--fast.a.b=v: applied to the fast run only, after FAST")
+_FAST = common.define_overrides("fast", "--fast.a.b=v: applied to the fast run only")
 
 
 def variant_configs() -> dict:
   """{"full": cfg, "fast": cfg}."""
   shared = common.overrides(_CONFIG)
   full = common.with_overrides(presets.get(_PRESET.value, _VARIANT.value), shared)
-  fast = common.with_overrides(presets.get(_PRESET.value, _VARIANT.value),
-                               {**FAST, **shared, **common.overrides(_FAST)})
+  fast_variant = ",".join(filter(None, ["fast", _VARIANT.value]))
+  fast = common.with_overrides(presets.get(_PRESET.value, fast_variant),
+                               {**shared, **common.overrides(_FAST)})
   return {"full": full, "fast": fast}
+
+
+def config_diff(a, b) -> dict:
+  """{field: [a's value, b's value]} for every config leaf that differs."""
+  fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
+  return {k: [fa.get(k), fb.get(k)] for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
 
 
 def epoch_seconds(records: list[dict]) -> list[float]:
@@ -130,6 +143,8 @@ def markdown(result: dict) -> str:
   key, rows = result["metric"], result["rows"]
   lines = [f"# Full softmax vs packing + sampled softmax: {result['preset']}", "",
            common.describe(result), "",
+           "Config fields that differ (full → fast): " + ", ".join(
+               f"`{k}` {a!r} → {b!r}" for k, (a, b) in result["full_vs_fast"].items()) + ".", "",
            f"Target: the full run's best validation {key} = {result['target']:.4f}. "
            "Times are wall seconds from the engine's start (data, setup, compilation and "
            "validations included).", "",
@@ -188,7 +203,8 @@ def main(argv):
   for m, v in paired.items():
     v["rel"] = v["diff"] / max(full["test_se"][m]["mean"], 1e-12)
   result = {**common.results_meta(overrides=common.overrides(_CONFIG),
-                                  fast_overrides={**FAST, **common.overrides(_FAST)}),
+                                  fast_overrides=common.overrides(_FAST),
+                                  full_vs_fast=config_diff(cfgs["full"], cfgs["fast"])),
             "preset": _PRESET.value, "variant": _VARIANT.value, "metric": key,
             "target": target, "rows": rows, "speedup": speedup, "paired": paired}
   stem = os.path.join(_OUT.value, f"fast_training_{_TAG.value or _PRESET.value}")

@@ -67,6 +67,31 @@ def gan_variant(cfg: ml_collections.ConfigDict, variant: str) -> ml_collections.
 
 _MOVIELENS = ("ml1m", "ml100k")  # long histories: windows of 200 items
 
+# Variant "fast" (`configs/<model>_<dataset>.py:fast`): the logQ-corrected sampled softmax
+# over negatives shared by the batch instead of the full softmax, and, for models that
+# take segment ids, packed rows (several histories per row, no padding) instead of
+# length grouping; causal-task models also build their batches on the device. Rows of
+# a packed batch hold ~9 Amazon histories, so the batch counts fewer rows and the rate is
+# higher. Chosen on validation (benchmarks/fast_training.py, benchmarks/RESULTS.md).
+FAST = {"loss.name": "sampled_softmax", "loss.num_negatives": 1024,
+        "loss.share_negatives": "batch", "loss.sampler": "uniform", "loss.logq": True}
+FAST_PACKED = {"train.packing": True, "train.length_grouping": 0, "train.batch_size": 32,
+               "optim.lr": 2e-3}
+FAST_DEVICE = {"train.input": "device"}
+
+
+def fast_variant(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Applies the "fast" variant (FAST; FAST_PACKED where the model takes packed rows;
+  FAST_DEVICE where the task is causal, the device input path's only task)."""
+  entry = models.MODELS.entry(cfg.model.name)
+  settings = dict(FAST)
+  if getattr(entry.obj, "supports_packing", False):
+    settings.update(FAST_PACKED)
+  if config_lib.task_name(cfg) == "causal":
+    settings.update(FAST_DEVICE, **{"train.length_grouping": 0})
+  cfg.update_from_flattened_dict(settings)
+  return cfg
+
 
 def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   """The standard config of a registered `model` on one of DATASETS.
@@ -87,14 +112,18 @@ def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict
   cfg.task.name = entry.meta["tasks"][0]
   if entry.meta.get("preset"):
     entry.meta["preset"](cfg, movielens)
-  if arg == "smoke":  # seconds on CPU: tiny model, one epoch
-    cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
-    cfg.train.batch_size = 64
-    cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
-    cfg.train.log_every_steps = 10
-    cfg.train.patience = 0
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r} (expected '' or 'smoke')")
+  for name in filter(None, (v.strip() for v in arg.split(","))):  # e.g. "fast,smoke"
+    if name == "smoke":  # seconds on CPU: tiny model, one epoch
+      cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
+      cfg.train.batch_size = 64
+      cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
+      cfg.train.log_every_steps = 10
+      cfg.train.patience = 0
+    elif name == "fast":
+      fast_variant(cfg)
+    else:
+      raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
+                       "smoke, fast)")
   return cfg
 
 
@@ -109,21 +138,25 @@ def default(arg: str = "") -> ml_collections.ConfigDict:
   cfg.train.batch_size = 128
   cfg.train.eval_every_epochs = 5
   cfg.optim.warmup_steps = 50
-  if arg == "smoke":
-    cfg.data.synthetic.num_users = 200
-    cfg.data.synthetic.num_items = 60
-    cfg.data.synthetic.max_len = 30
-    cfg.data.cache_dir = ""
-    cfg.model.max_len = 20
-    cfg.model.embed_dim = 16
-    cfg.model.mlp_dim = 32
-    cfg.train.batch_size = 32
-    cfg.train.num_epochs = 2
-    cfg.train.eval_every_epochs = 1
-    cfg.train.log_every_steps = 2
-    cfg.eval.batch_size = 64
-  elif arg:
-    raise ValueError(f"unknown variant {arg!r} (expected '' or 'smoke')")
+  for name in filter(None, (v.strip() for v in arg.split(","))):  # e.g. "smoke,fast"
+    if name == "smoke":
+      cfg.data.synthetic.num_users = 200
+      cfg.data.synthetic.num_items = 60
+      cfg.data.synthetic.max_len = 30
+      cfg.data.cache_dir = ""
+      cfg.model.max_len = 20
+      cfg.model.embed_dim = 16
+      cfg.model.mlp_dim = 32
+      cfg.train.batch_size = 32
+      cfg.train.num_epochs = 2
+      cfg.train.eval_every_epochs = 1
+      cfg.train.log_every_steps = 2
+      cfg.eval.batch_size = 64
+    elif name == "fast":
+      fast_variant(cfg)
+    else:
+      raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
+                       "smoke, fast)")
   return cfg
 
 

@@ -54,3 +54,22 @@ def test_output_bias_is_a_sasrec_option_without_gan():
   cfg.model.name = "sasrec"
   with pytest.raises(ValueError, match="config.model.output_bias"):
     config.validate_gan(cfg)
+
+
+@pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "hstu", "seq2seq"])
+def test_fast_variant_is_a_valid_config_for_every_model(model):
+  """`configs/<model>_<dataset>.py:fast`: sampled softmax for every model; packed rows
+  only where the model takes segment ids; device-built batches only for the causal task."""
+  from seqrec_jax import models, presets  # pylint: disable=import-outside-toplevel
+  base, fast = presets.preset(model, "toys"), presets.preset(model, "toys", "fast")
+  config.validate(fast)  # the combination passes the config checks
+  assert base.loss.name == "ce" and fast.loss.name == "sampled_softmax"
+  assert fast.loss.share_negatives == "batch" and fast.loss.num_negatives > 1
+  packs = getattr(models.MODELS.get(model), "supports_packing", False)
+  assert fast.train.packing == packs
+  assert (fast.train.input == "device") == (config.task_name(fast) == "causal")
+  assert fast.model.to_dict() == base.model.to_dict()  # the model itself is unchanged
+  both = presets.preset(model, "toys", "fast,smoke")
+  assert both.model.embed_dim == 16 and both.loss.name == "sampled_softmax"
+  with pytest.raises(ValueError, match="unknown variant 'fsat'"):
+    presets.preset(model, "toys", "fsat")

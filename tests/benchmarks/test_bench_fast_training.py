@@ -22,3 +22,6 @@ def test_fast_training_compares_full_and_fast_on_the_same_users(tmp_path):
   assert data["paired"]["ndcg@10"]["users"] == full["test_se"]["ndcg@10"]["users"]
   assert data["speedup"]["epoch"] == pytest.approx(
       full["epoch_seconds_median"] / fast["epoch_seconds_median"])
+  diff = data["full_vs_fast"]  # every differing config field is recorded
+  assert diff["loss.name"] == ["ce", "sampled_softmax"] and diff["train.input"] == ["grain", "device"]
+  assert diff["loss.num_negatives"][1] == 16 and "model.embed_dim" not in diff
