@@ -136,6 +136,10 @@ def summarize(name: str, run: dict, cfg, key: str) -> dict:
           "test": {k: report["test"][k] for k in ("ndcg@10", "hr@10") if k in report["test"]}}
 
 
+def _secs(seconds, epoch) -> str:
+  return "not reached" if seconds is None else f"{seconds:.0f} ({epoch})"
+
+
 _VERDICT = {"tie": "tie: under 2 SE", "A better": "fast better", "B better": "full better"}
 
 
@@ -145,12 +149,15 @@ def markdown(result: dict) -> str:
            common.describe(result), "",
            "Config fields that differ (full → fast): " + ", ".join(
                f"`{k}` {a!r} → {b!r}" for k, (a, b) in result["full_vs_fast"].items()) + ".", "",
-           f"Target: the full run's best validation {key} = {result['target']:.4f}. "
+           f"Target: the full run's best validation {key} = {result['target']:.4f} "
+           f"(its standard error over users: {result['target_se']:.4f}; \"within 1 SE\": the "
+           f"first validation at or above {result['target'] - result['target_se']:.4f}). "
            "Times are wall seconds from the engine's start (data, setup, compilation and "
            "validations included).", "",
            f"| variant | loss | epoch s (median) | epochs run (best) | best valid {key} | "
-           f"s to target | wall s | test NDCG@10 ± SE | test HR@10 ± SE | run's revision |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+           f"s to target | s to within 1 SE (epoch) | wall s | test NDCG@10 ± SE | "
+           f"test HR@10 ± SE | run's revision |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
   for r in rows:
     se = r["test_se"]
     reach = r["seconds_to_target"]
@@ -158,15 +165,18 @@ def markdown(result: dict) -> str:
         f"| {r['variant']} | {r['loss']}{f' ({r['num_negatives']} neg.)' if r['num_negatives'] else ''}"
         f"{' + packing' if r['packing'] else ''} | {r['epoch_seconds_median'] or float('nan'):.2f} | "
         f"{r['epochs_run']} ({r['best_epoch']}) | {r['best_valid']:.4f} | "
-        f"{f'{reach:.0f}' if reach is not None else 'not reached'} | {r['wall_seconds']:.0f} | "
+        f"{f'{reach:.0f}' if reach is not None else 'not reached'} | "
+        f"{_secs(r['seconds_to_target_1se'], r['epoch_to_target_1se'])} | {r['wall_seconds']:.0f} | "
         f"{se['ndcg@10']['mean']:.4f} ± {se['ndcg@10']['se']:.4f} | "
         f"{se['hr@10']['mean']:.4f} ± {se['hr@10']['se']:.4f} | {r['git']}"
         f"{' (resumed)' if r['resumed_from'] else ''} |")
   s = result.get("speedup", {})
+  ttq = (f"{s['time_to_quality']:.1f}x" if s.get("time_to_quality")
+         else "none (the fast run did not reach the target)")
+  ttq1 = (f"{s['time_to_quality_1se']:.1f}x" if s.get("time_to_quality_1se")
+          else "none (not reached)")
   lines += ["", f"Per-epoch speed-up: {s.get('epoch', float('nan')):.1f}x; time-to-quality "
-            f"speed-up: {s['time_to_quality']:.1f}x" if s.get("time_to_quality") else
-            f"Per-epoch speed-up: {s.get('epoch', float('nan')):.1f}x; the fast run did not "
-            "reach the target."]
+            f"speed-up to the target: {ttq}; to within one SE of it: {ttq1}."]
   p = result.get("paired")
   if p:
     lines += ["", "Paired test difference fast − full over the same users: " + "; ".join(
@@ -188,10 +198,15 @@ def main(argv):
   rows = [summarize(name, runs[name], cfgs[name], key) for name in ("full", "fast")]
   target = rows[0]["best_valid"]
   ranks = {r["variant"]: stats.load_ranks(r["workdir"]) for r in rows}
+  # the target's own noise: the standard error of the full run's best validation figure
+  target_se = stats.summarize(stats.load_ranks(rows[0]["workdir"], "valid"), [key])[key]["se"]
   for r in rows:
     hit = first_at(r["valid_curve"], key, target)
     r["seconds_to_target"] = hit["wall"] if hit else None
     r["epoch_to_target"] = hit["epoch"] if hit else None
+    near = first_at(r["valid_curve"], key, target - target_se)  # within one SE of it
+    r["seconds_to_target_1se"] = near["wall"] if near else None
+    r["epoch_to_target_1se"] = near["epoch"] if near else None
     r["test_se"] = stats.summarize(ranks[r["variant"]], ["ndcg@10", "hr@10"])
   full, fast = rows
   speedup = {}
@@ -199,6 +214,9 @@ def main(argv):
     speedup["epoch"] = full["epoch_seconds_median"] / fast["epoch_seconds_median"]
   if full["seconds_to_target"] and fast["seconds_to_target"]:
     speedup["time_to_quality"] = full["seconds_to_target"] / fast["seconds_to_target"]
+  if full["seconds_to_target_1se"] and fast["seconds_to_target_1se"]:
+    speedup["time_to_quality_1se"] = (full["seconds_to_target_1se"]
+                                      / fast["seconds_to_target_1se"])
   paired = stats.paired(ranks["fast"], ranks["full"], ["ndcg@10", "hr@10"])
   for m, v in paired.items():
     v["rel"] = v["diff"] / max(full["test_se"][m]["mean"], 1e-12)
@@ -206,7 +224,7 @@ def main(argv):
                                   fast_overrides=common.overrides(_FAST),
                                   full_vs_fast=config_diff(cfgs["full"], cfgs["fast"])),
             "preset": _PRESET.value, "variant": _VARIANT.value, "metric": key,
-            "target": target, "rows": rows, "speedup": speedup, "paired": paired}
+            "target": target, "target_se": target_se, "rows": rows, "speedup": speedup, "paired": paired}
   stem = os.path.join(_OUT.value, f"fast_training_{_TAG.value or _PRESET.value}")
   common.write_results(stem, result, markdown(result))
   print(markdown(result))
