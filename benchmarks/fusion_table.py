@@ -30,6 +30,7 @@ _DATASETS = flags.DEFINE_list("datasets", ["toys"], "presets.DATASETS names with
 _MODES = flags.DEFINE_list("modes", ["id", "text_init", "text_adapter", "text_only"],
                            "model.item_repr values.")
 _MODEL = flags.DEFINE_string("model", "sasrec", "Registered model with item text support.")
+_VARIANT = flags.DEFINE_string("variant", "", "Preset variant, e.g. fast (presets.preset).")
 _TAG = flags.DEFINE_string("tag", "fusion", "Results file stem in benchmarks/results.")
 _ROOT = flags.DEFINE_string("workdir_root", "runs/fusion", "Runs go here.")
 _OUT = flags.DEFINE_string("out", str(common.RESULTS), "Results folder.")
@@ -57,7 +58,7 @@ def bucket_figures(ranks: dict, base: dict | None) -> dict:
 
 
 def run_row(dataset: str, mode: str) -> dict:
-  cfg = common.preset_config(_MODEL.value, dataset)
+  cfg = common.preset_config(_MODEL.value, dataset, _VARIANT.value)
   cfg = common.with_overrides(cfg, {**common.overrides(_CONFIG), "model.item_repr": mode})
   workdir = os.path.join(_ROOT.value, f"{_MODEL.value}_{dataset}_{mode}")
   final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
@@ -92,13 +93,15 @@ def main(argv):
       rows.append(row)
       print(f"{dataset} {mode}: excl ndcg@10 {row['excl/ndcg@10']['mean']:.4f} ± "
             f"{row['excl/ndcg@10']['se']:.4f}", flush=True)
-  out = {**meta, "model": _MODEL.value, "overrides": common.overrides(_CONFIG), "rows": rows}
+  out = {**meta, "model": _MODEL.value, "variant": _VARIANT.value,
+         "overrides": common.overrides(_CONFIG), "rows": rows}
   common.write_results(os.path.join(_OUT.value, _TAG.value), out, markdown(out))
 
 
 def markdown(out: dict) -> str:
-  lines = [f"Item-text fusion ({out['model']}), exclude_seen test figures, same budget per "
-           f"dataset; overrides {out['overrides']}. " + common.describe(out), "",
+  variant = f", variant {out['variant']}" if out.get("variant") else ""
+  lines = [f"Item-text fusion ({out['model']}{variant}), exclude_seen test figures, same "
+           f"budget per dataset; overrides {out['overrides']}. " + common.describe(out), "",
            "| dataset | item_repr | NDCG@10 | HR@10 | vs id (paired) | NDCG@10 pop<=5 | "
            "pop6-20 | pop>20 | best step | train s |", "|---|---|---|---|---|---|---|---|---|---|"]
   for r in out["rows"]:
