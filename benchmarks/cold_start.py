@@ -39,13 +39,17 @@ _FRAC = flags.DEFINE_float("frac", 0.1, "data.cold_items_frac.")
 _RECENT = flags.DEFINE_integer("knn_recent", 5, "History items in a kNN user profile.")
 _TAG = flags.DEFINE_string("tag", "cold_start", "Results file stem in benchmarks/results.")
 _ROOT = flags.DEFINE_string("workdir_root", "runs/cold_start", "Runs go here.")
+_OUT = flags.DEFINE_string("out", str(common.RESULTS), "Results folder.")
+_VARIANT = flags.DEFINE_string("variant", "", "Preset variant, e.g. fast (presets.preset).")
 _CONFIG = common.define_overrides()
 
 
 def config(dataset: str, mode: str):
-  cfg = common.preset_config(_MODEL.value, dataset)
-  return common.with_overrides(cfg, {**common.overrides(_CONFIG), "model.item_repr": mode,
-                                     "data.cold_items_frac": _FRAC.value})
+  cfg = common.preset_config(_MODEL.value, dataset, _VARIANT.value)
+  # held-out items are removed from the training sequences on the host: the Grain path
+  host = {"train.input": "grain"} if cfg.train.input == "device" else {}
+  return common.with_overrides(cfg, {**host, **common.overrides(_CONFIG),
+                                     "model.item_repr": mode, "data.cold_items_frac": _FRAC.value})
 
 
 def mean_se(x: np.ndarray) -> dict:
@@ -113,7 +117,7 @@ def main(argv):
       rows.append({"dataset": dataset, "method": name, "cold_users": res["ndcg@10"]["users"],
                    "hr@10": res["hr@10"]["mean"], "ndcg@10": res["ndcg@10"]["mean"],
                    "ndcg@10_se": res["ndcg@10"]["se"]})
-  out = {**meta, "model": _MODEL.value, "frac": _FRAC.value,
+  out = {**meta, "model": _MODEL.value, "variant": _VARIANT.value, "frac": _FRAC.value,
          "overrides": common.overrides(_CONFIG), "rows": rows}
   lines = [f"Cold start: {_FRAC.value:.0%} of items never trained on; test users whose target "
            "is cold, history items excluded, ranked against the whole catalogue (except "
@@ -124,7 +128,7 @@ def main(argv):
     fmt = lambda v: "–" if v is None else f"{v:.4f}"
     lines.append(f"| {r['dataset']} | {r['method']} | {r['cold_users']} | {fmt(r['hr@10'])} | "
                  f"{fmt(r['ndcg@10'])} ± {fmt(r.get('ndcg@10_se'))} |")
-  common.write_results(common.RESULTS / _TAG.value, out, "\n".join(lines) + "\n")
+  common.write_results(os.path.join(_OUT.value, _TAG.value), out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
