@@ -282,19 +282,47 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, objective: str = "mle") ->
   selection = Selection(cfg, obj.patience, meta)
   saver = Saver(ckpts, cfg.train.checkpoint_every_secs, start_step if restored else -1)
   writer = MetricWriter(workdir, enabled=lead, purge_step=start_step if restored else None)
+  ctx = RunContext(cfg=cfg, workdir=workdir, obj=obj, dataset=dataset, split=split, mesh=mesh,
+                   start_step=start_step, resumed=restored is not None, selection=selection,
+                   saver=saver, ckpts=ckpts, writer=writer, train_iter=train_iter,
+                   started=started, revision=revision)
   try:
-    return _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step,
-                           restored is not None, selection, saver, ckpts, writer, train_iter,
-                           started, revision)
+    return _train_and_test(ctx, state)
   finally:
     writer.close()
 
 
-def _train_and_test(cfg, workdir, obj, dataset, split, mesh, state, start_step, resumed,
-                    selection, saver, ckpts, writer, train_iter, started, revision) -> dict:
-  """The epochs, then the test of the best model (the body of `run`). `started`: when
-  `run` was called (records' "wall" counts from it: data, setup and compilation
-  included); `revision`: the code revision at that moment."""
+@dataclasses.dataclass
+class RunContext:
+  """What `run` has set up for the epochs and the test (everything but the train state,
+  which the jitted steps donate and replace). `started`: when `run` was called (records'
+  "wall" counts from it: data, setup and compilation included); `revision`: the code
+  revision at that moment."""
+
+  cfg: ml_collections.ConfigDict
+  workdir: str
+  obj: Any
+  dataset: Any
+  split: LeaveOneOut
+  mesh: Any
+  start_step: int
+  resumed: bool
+  selection: Selection
+  saver: Saver
+  ckpts: checkpoint.Checkpoints
+  writer: Any
+  train_iter: Any
+  started: float
+  revision: str
+
+
+def _train_and_test(ctx: RunContext, state: Any) -> dict:
+  """The epochs, then the test of the best model (the body of `run`)."""
+  cfg, workdir, obj, dataset, split, mesh = (ctx.cfg, ctx.workdir, ctx.obj, ctx.dataset,
+                                             ctx.split, ctx.mesh)
+  selection, saver, ckpts, writer = ctx.selection, ctx.saver, ctx.ckpts, ctx.writer
+  train_iter, started, revision = ctx.train_iter, ctx.started, ctx.revision
+  start_step, resumed = ctx.start_step, ctx.resumed
   lead = jax.process_index() == 0
   on_device = obj.chunk is not None
   tag = {"phase": obj.phase} if obj.phase else {}
