@@ -34,6 +34,7 @@ def main(argv=None) -> int:
   a = p.parse_args(argv)
   cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=25",
          *shlex.split(a.args)]
+  meta = common.results_meta()  # the revision the tier runs on (taken before it starts)
   load_before = os.getloadavg()
   t0 = time.time()
   proc = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True)
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
   counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)",
                                              summary.group(1) if summary else "")}
   slowest = re.findall(r"^([0-9.]+)s (call|setup|teardown) +(\S+)", out, re.M)[:25]
-  result = {**common.results_meta(), "pytest_args": a.args, "returncode": proc.returncode,
+  result = {**meta, "pytest_args": a.args, "returncode": proc.returncode,
             "wall_seconds": wall, "pytest_seconds": float(summary.group(2)) if summary else None,
             "summary": summary.group(1) if summary else out[-2000:], "counts": counts,
             "load_before": load_before, "load_after": os.getloadavg(),
