@@ -7,6 +7,8 @@ the installed package calls `presets.get("sasrec_toys")` or `presets.preset("sas
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ml_collections
 
 from seqrec_jax import config as config_lib
@@ -115,19 +117,7 @@ def preset(model: str, dataset: str, arg: str = "") -> ml_collections.ConfigDict
   cfg.task.name = entry.meta["tasks"][0]
   if entry.meta.get("preset"):
     entry.meta["preset"](cfg, movielens)
-  for name in filter(None, (v.strip() for v in arg.split(","))):  # e.g. "fast,smoke"
-    if name == "smoke":  # seconds on CPU: tiny model, one epoch
-      cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
-      cfg.train.batch_size = 64
-      cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
-      cfg.train.log_every_steps = 10
-      cfg.train.patience = 0
-    elif name == "fast":
-      fast_variant(cfg)
-    else:
-      raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
-                       "smoke, fast)")
-  return cfg
+  return apply_variants(cfg, arg, _preset_smoke)
 
 
 def default(arg: str = "") -> ml_collections.ConfigDict:
@@ -141,26 +131,48 @@ def default(arg: str = "") -> ml_collections.ConfigDict:
   cfg.train.batch_size = 128
   cfg.train.eval_every_epochs = 5
   cfg.optim.warmup_steps = 50
-  for name in filter(None, (v.strip() for v in arg.split(","))):  # e.g. "smoke,fast"
+  return apply_variants(cfg, arg, _default_smoke)
+
+
+def apply_variants(cfg: ml_collections.ConfigDict, arg: str,
+                   smoke: Callable[[ml_collections.ConfigDict], None]
+                   ) -> ml_collections.ConfigDict:
+  """Applies comma-separated variants in order ("fast,smoke"): `smoke` (the preset's
+  seconds-long sizes) and "fast" (`fast_variant`)."""
+  for name in filter(None, (v.strip() for v in arg.split(","))):
     if name == "smoke":
-      cfg.data.synthetic.num_users = 200
-      cfg.data.synthetic.num_items = 60
-      cfg.data.synthetic.max_len = 30
-      cfg.data.cache_dir = ""
-      cfg.model.max_len = 20
-      cfg.model.embed_dim = 16
-      cfg.model.mlp_dim = 32
-      cfg.train.batch_size = 32
-      cfg.train.num_epochs = 2
-      cfg.train.eval_every_epochs = 1
-      cfg.train.log_every_steps = 2
-      cfg.eval.batch_size = 64
+      smoke(cfg)
     elif name == "fast":
       fast_variant(cfg)
     else:
       raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
                        "smoke, fast)")
   return cfg
+
+
+def _preset_smoke(cfg: ml_collections.ConfigDict) -> None:
+  """Seconds on CPU: tiny model, one epoch."""
+  cfg.model.max_len, cfg.model.embed_dim, cfg.model.mlp_dim = 20, 16, 32
+  cfg.train.batch_size = 64
+  cfg.train.num_epochs = cfg.train.eval_every_epochs = 1
+  cfg.train.log_every_steps = 10
+  cfg.train.patience = 0
+
+
+def _default_smoke(cfg: ml_collections.ConfigDict) -> None:
+  """The built-in synthetic data and model shrunk for a seconds-long run."""
+  cfg.data.synthetic.num_users = 200
+  cfg.data.synthetic.num_items = 60
+  cfg.data.synthetic.max_len = 30
+  cfg.data.cache_dir = ""
+  cfg.model.max_len = 20
+  cfg.model.embed_dim = 16
+  cfg.model.mlp_dim = 32
+  cfg.train.batch_size = 32
+  cfg.train.num_epochs = 2
+  cfg.train.eval_every_epochs = 1
+  cfg.train.log_every_steps = 2
+  cfg.eval.batch_size = 64
 
 
 def get(name: str, arg: str = "") -> ml_collections.ConfigDict:
