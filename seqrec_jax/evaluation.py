@@ -148,22 +148,21 @@ def evaluate_stage(rank_fn, params: Any, arrays: pipeline.EvalArrays, batch_size
       extra = metrics.beyond_accuracy(got["top" + suffix], got.get("ild" + suffix), ks,
                                       catalogue, item_counts, prefix=prefix)
       result.update(extra)
+  targets = np.asarray(arrays.targets, np.int64)[:n]  # [U] each user's target item
+  target_counts = (None if item_counts is None  # [U] its training interactions
+                   else np.asarray(item_counts, np.int64)[targets])
   if cold_items is not None:  # targets that are cold items (never trained on)
-    sel = np.asarray(cold_items)[np.asarray(arrays.targets)[:n]]
+    sel = np.asarray(cold_items)[targets]
     result["cold/users"] = int(sel.sum())
     if sel.any():
       for prefix, r in (("cold/", rank), ("excl/cold/", rank_excl)):
         result.update({prefix + k: v for k, v in metrics.summarize(r[sel], ks).items()})
-  if item_counts is not None and popularity_edges:  # the long tail, by target popularity
-    counts = np.asarray(item_counts)[np.asarray(arrays.targets)[:n]]
+  if target_counts is not None and popularity_edges:  # the long tail, by target popularity
     for prefix, r in (("", rank), ("excl/", rank_excl)):
-      result.update(metrics.popularity_buckets(r, counts, popularity_edges, ks, prefix))
+      result.update(metrics.popularity_buckets(r, target_counts, popularity_edges, ks, prefix))
   result["users"] = n
   if not with_ranks:
     return result
   users = np.asarray(arrays.users, np.int64)
-  targets = np.asarray(arrays.targets, np.int64)[:n]
-  target_counts = (None if item_counts is None
-                   else np.asarray(item_counts, np.int64)[targets])
   return result, StageRanks(users, rank.astype(np.int32), rank_excl.astype(np.int32), num_items,
                             targets=targets, target_counts=target_counts)
