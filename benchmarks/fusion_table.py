@@ -23,7 +23,7 @@ import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from seqrec_jax import cli  # noqa: E402
+from seqrec_jax import cli, metrics  # noqa: E402
 from seqrec_jax.train import engine, mle  # noqa: E402,F401  (mle registers the objective)
 
 _DATASETS = flags.DEFINE_list("datasets", ["toys"], "presets.DATASETS names with item text.")
@@ -36,17 +36,18 @@ _ROOT = flags.DEFINE_string("workdir_root", "runs/fusion", "Runs go here.")
 _OUT = flags.DEFINE_string("out", str(common.RESULTS), "Results folder.")
 _CONFIG = common.define_overrides()
 BUCKETS = ("<=5", "6-20", ">20")
-BUCKET_RANGES = {"<=5": (0, 5), "6-20": (6, 20), ">20": (21, None)}  # eval.popularity_buckets
 
 
-def bucket_figures(ranks: dict, base: dict | None) -> dict:
-  """Per bucket: exclude_seen NDCG@10 mean ± SE over its users and, with `base` (the id
-  run's ranks), the paired difference on the same users. {} for runs without counts."""
+def bucket_figures(ranks: dict, base: dict | None, edges) -> dict:
+  """Per popularity bucket (cut at `edges`, as the engine's `pop*` metrics): exclude_seen
+  NDCG@10 mean ± SE over its users and, with `base` (the id run's ranks), the paired
+  difference on the same users. {} for runs without per-user target counts."""
   if ranks.get("target_counts") is None:
     return {}
+  index = metrics.popularity_bucket_index(ranks["target_counts"], edges)
   out = {}
-  for name, (lo, hi) in BUCKET_RANGES.items():
-    users = stats.popularity_bucket_users(ranks, lo, hi)
+  for b, name in enumerate(metrics.bucket_names(edges)):
+    users = ranks["users"][index == b]
     if users.size < 2:
       continue
     one = stats.restrict(ranks, users)
@@ -89,7 +90,8 @@ def main(argv):
                                     excl=True)["ndcg@10"]
       row["bucket_se"] = bucket_figures(stats.load_ranks(row["workdir"]),
                                         None if base is None or mode == "id"
-                                        else stats.load_ranks(base["workdir"]))
+                                        else stats.load_ranks(base["workdir"]),
+                                        tuple(row["config"]["eval"]["popularity_buckets"]))
       rows.append(row)
       print(f"{dataset} {mode}: excl ndcg@10 {row['excl/ndcg@10']['mean']:.4f} ± "
             f"{row['excl/ndcg@10']['se']:.4f}", flush=True)

@@ -99,17 +99,6 @@ def restrict(run: dict, users) -> dict:
   return out
 
 
-def popularity_bucket_users(run: dict, lo: int, hi: int | None) -> np.ndarray:
-  """The users whose target had lo..hi training interactions (hi None: no upper bound),
-  from the ranks file's `target_counts` (runs saved before it was recorded have none)."""
-  counts = run.get("target_counts")
-  if counts is None:
-    raise ValueError(f"{run.get('path', 'ranks')}: no 'target_counts' array (a run saved "
-                     "before per-user target counts were recorded)")
-  sel = (counts >= lo) & (counts <= (hi if hi is not None else np.iinfo(np.int64).max))
-  return run["users"][sel]
-
-
 def load_users(path: str) -> np.ndarray:
   """User indices from a .npy file or a text file (one per line, '#' comments)."""
   if path.endswith(".npy"):

@@ -78,6 +78,12 @@ def bucket_names(edges: Sequence[int]) -> list[str]:
   return names + [f">{edges[-1]}"] if edges else ["all"]
 
 
+def popularity_bucket_index(target_counts: np.ndarray, edges: Sequence[int]) -> np.ndarray:
+  """[U] index into `bucket_names(edges)` of each target's training count (a count equal
+  to an edge falls in the bucket that edge closes: 5 -> "<=5", 6 -> "6-20")."""
+  return np.searchsorted(np.asarray(sorted(edges)), target_counts, side="left")
+
+
 def popularity_buckets(ranks: np.ndarray, target_counts: np.ndarray, edges: Sequence[int],
                        ks: Sequence[int] = DEFAULT_KS, prefix: str = "") -> dict[str, float]:
   """The long tail: HR / NDCG / MRR of the users whose target falls in each popularity
@@ -85,7 +91,7 @@ def popularity_buckets(ranks: np.ndarray, target_counts: np.ndarray, edges: Sequ
   bucket's user count: {"<prefix>pop<=5/ndcg@10": ..., "<prefix>pop<=5/users": n}. A
   bucket without users has no metrics, only its count 0."""
   out: dict[str, float] = {}
-  bins = np.searchsorted(np.asarray(sorted(edges)), target_counts, side="left")
+  bins = popularity_bucket_index(target_counts, edges)
   for b, name in enumerate(bucket_names(edges)):
     sel = bins == b
     out[f"{prefix}pop{name}/users"] = int(sel.sum())
