@@ -40,7 +40,7 @@ import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from seqrec_jax import cli, presets  # noqa: E402
+from seqrec_jax import cli, config_schema, presets  # noqa: E402
 from seqrec_jax.train.loop import train_and_evaluate  # noqa: E402
 
 _PRESET = flags.DEFINE_string("preset", "sasrec_toys", "presets.get name: '<model>_<dataset>' "
@@ -67,18 +67,8 @@ def variant_configs() -> dict:
 
 def config_diff(a, b) -> dict:
   """{field: [a's value, b's value]} for every config leaf that differs."""
-  fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
+  fa, fb = config_schema.leaves(a), config_schema.leaves(b)
   return {k: [fa.get(k), fb.get(k)] for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-  return out
 
 
 def epoch_seconds(records: list[dict]) -> list[float]:
