@@ -34,20 +34,29 @@ def _flatten(hidden, targets, weights):
   return hidden.reshape(-1, d), targets.reshape(-1), weights.reshape(-1).astype(jnp.float32)
 
 
-def _logsumexp_chunked(h: jax.Array, items: jax.Array, chunk: int) -> jax.Array:
-  """logsumexp over items of h @ items.T without materialising it. h: [N, D]; items: [I, D]."""
+# A masked logit: finite, so a chunk whose items are all masked cannot make NaN (inf - inf).
+_MASKED = -1e30
+
+
+def _logsumexp_chunked(h: jax.Array, items: jax.Array, chunk: int,
+                       keep: jax.Array | None = None) -> jax.Array:
+  """logsumexp over items of h @ items.T without materialising it. h: [N, D]; items: [I, D];
+  keep: [I] bool, the items that enter the sum (None: all)."""
   num_items, d = items.shape
   num_chunks = -(-num_items // chunk)
   pad = num_chunks * chunk - num_items
   blocks = jnp.pad(items, ((0, pad), (0, 0))).reshape(num_chunks, chunk, d)
-  valid = (jnp.arange(num_chunks * chunk) < num_items).reshape(num_chunks, chunk)
+  valid = jnp.arange(num_chunks * chunk) < num_items
+  if keep is not None:
+    valid &= jnp.pad(keep, (0, pad))
+  valid = valid.reshape(num_chunks, chunk)
 
   @jax.checkpoint
   def body(carry, xs):
     running_max, running_sum = carry
     block, ok = xs
     logits = jnp.dot(h, block.T, preferred_element_type=jnp.float32)  # [N, chunk]
-    logits = jnp.where(ok[None], logits, -jnp.inf)
+    logits = jnp.where(ok[None], logits, _MASKED)
     new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
     running_sum = (running_sum * jnp.exp(running_max - new_max)
                    + jnp.sum(jnp.exp(logits - new_max[:, None]), axis=-1))
@@ -81,8 +90,10 @@ def prefix_seen_mask(inputs: jax.Array, targets: jax.Array) -> jax.Array:
 def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
                     weights: jax.Array, vocab_chunk: int = 0,
                     denominator: jax.Array | None = None,
-                    seen: jax.Array | None = None, seen_margin: float = 0.0) -> jax.Array:
-  """Mean cross-entropy of the target item against all items 1..V-1.
+                    seen: jax.Array | None = None, seen_margin: float = 0.0,
+                    never_negative: jax.Array | None = None) -> jax.Array:
+  """Mean cross-entropy of the target item against all items 1..V-1 (less the
+  `never_negative` ones: [V] bool, e.g. cold items held out of training).
 
   With `seen_margin` m > 0, the negatives in `seen` (items the user already had at that
   position, `prefix_seen_mask`) enter the softmax with logit + m: an additive margin
@@ -97,10 +108,13 @@ def full_softmax_ce(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   """
   h, t, w = _flatten(hidden, targets, weights)
   items = table[1:]  # [V-1, D]
+  keep = None if never_negative is None else ~jnp.asarray(never_negative)[1:]  # [V-1]
   if vocab_chunk and vocab_chunk < items.shape[0]:
-    lse = _logsumexp_chunked(h, items.astype(h.dtype), vocab_chunk)
+    lse = _logsumexp_chunked(h, items.astype(h.dtype), vocab_chunk, keep)
   else:
     logits = jnp.dot(h, items.T.astype(h.dtype), preferred_element_type=jnp.float32)
+    if keep is not None:
+      logits = jnp.where(keep[None], logits, _MASKED)
     lse = jax.nn.logsumexp(logits, axis=-1)  # [N]
   if seen is not None and seen_margin > 0:
     b, l, _ = hidden.shape
@@ -122,6 +136,17 @@ def _negatives(rng: jax.Array, t: jax.Array, w: jax.Array, vocab: int,
   return samplers.SAMPLERS.get(sampler)(rng, ctx, num, shared)
 
 
+def _negative_ok(ids: jax.Array, t: jax.Array, stats) -> jax.Array:
+  """[N or 1, K] bool: the drawn negatives that count, i.e. not the position's own
+  target (an accidental hit) and not a `never_negative` item (a cold item)."""
+  ids = ids if ids.ndim == 2 else ids[None]
+  ok = ids != t[:, None]
+  never = getattr(stats, "never_negative", None)
+  if never is not None:
+    ok &= ~jnp.asarray(never)[ids]
+  return ok
+
+
 def _candidate_logits(h32: jax.Array, table: jax.Array, ids: jax.Array) -> jax.Array:
   """Scores of candidate items: ids [K] (shared) -> [N, K] via one matmul; ids [N, K]
   (per position) -> [N, K] via a gather. Never [N, V]."""
@@ -136,14 +161,13 @@ def sampled_bce(hidden: jax.Array, table: jax.Array, targets: jax.Array, weights
                 shared: bool = False, stats=None, beta: float = 1.0) -> jax.Array:
   """Binary cross-entropy of the target vs sampled negatives (SASRec); with `beta` < 1
   the positive term is -beta * log sigmoid(s+) (gBCE, `gbce`). A negative that hits
-  the target is masked out rather than redrawn."""
+  the target (or a `stats.never_negative` item) is masked out rather than redrawn."""
   h, t, w = _flatten(hidden, targets, weights)
   negs = _negatives(rng, t, w, table.shape[0], num_negatives, sampler, shared, stats)
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
   neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
-  ids = negs.ids if negs.ids.ndim == 2 else negs.ids[None]
-  neg_w = (ids != t[:, None]).astype(jnp.float32)
+  neg_w = _negative_ok(negs.ids, t, stats).astype(jnp.float32)
   loss = -beta * jax.nn.log_sigmoid(pos) - jnp.sum(neg_w * jax.nn.log_sigmoid(-neg), axis=-1)
   return _weighted_mean(loss, w, denominator)
 
@@ -173,11 +197,11 @@ def sampled_softmax(hidden: jax.Array, table: jax.Array, targets: jax.Array,
   h32 = h.astype(jnp.float32)
   pos = jnp.sum(h32 * table[t].astype(jnp.float32), axis=-1)  # [N]
   neg = _candidate_logits(h32, table, negs.ids)  # [N, K]
-  ids = negs.ids if negs.ids.ndim == 2 else negs.ids[None]  # [N or 1, K]
   log_count = negs.log_count if negs.log_count.ndim == 2 else negs.log_count[None]
   if logq:
     neg = neg - log_count
-  neg = jnp.where(ids == t[:, None], -jnp.inf, neg)  # the positive is never a negative
+  # the positive (and a never_negative item) is never a negative
+  neg = jnp.where(_negative_ok(negs.ids, t, stats), neg, -jnp.inf)
   lse = jnp.logaddexp(pos, jax.nn.logsumexp(neg, axis=-1))  # [N]
   return _weighted_mean(lse - pos, w, denominator)
 
@@ -186,19 +210,22 @@ def sampled_softmax(hidden: jax.Array, table: jax.Array, targets: jax.Array,
 class LossStats:
   """Training statistics a sampled loss may need: `log_freq` [V] log share of each
   item among the training targets (`samplers.item_log_frequencies`), `alpha` the
-  popularity sampler's exponent."""
+  popularity sampler's exponent, `never_negative` [V] bool the items no loss may use as
+  a negative (the cold items of `data.cold_items_frac`: held out of training entirely,
+  so not pushed down either)."""
 
   log_freq: Any = None
   alpha: float = 1.0
+  never_negative: Any = None
 
 
 @LOSSES.register("ce")
 def _ce_entry(hidden, table, targets, weights, rng, loss_cfg, denominator=None, seen=None,
               stats=None):
   """Full-softmax CE (`loss.vocab_chunk` streams the catalogue; `loss.seen_margin`)."""
-  del rng, stats
+  del rng
   return full_softmax_ce(hidden, table, targets, weights, loss_cfg.vocab_chunk, denominator,
-                         seen, loss_cfg.seen_margin)
+                         seen, loss_cfg.seen_margin, getattr(stats, "never_negative", None))
 
 
 def _shared(loss_cfg) -> bool:

@@ -133,3 +133,48 @@ def test_in_batch_sampler_rejects_per_position_sharing():
   with pytest.raises(ValueError, match="share_negatives='batch'"):
     losses.sampled_softmax(hidden, table, targets, weights, jax.random.PRNGKey(0), 4,
                            sampler="in_batch", shared=False, stats=stats)
+
+
+def _drop_rows(table, never):
+  """The table without the never_negative rows (the reference: those items are absent)."""
+  return table[~np.asarray(never)]
+
+
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_never_negative_items_leave_the_full_softmax(chunk):
+  """Cold items (never_negative) are out of the partition function: the loss equals CE
+  over a catalogue that lacks them, dense and chunked; an off-by-one against the
+  padding row, or a mask applied to the wrong rows, breaks it."""
+  hidden, table, targets, weights = _problem(v=12)
+  never = np.zeros(12, bool)
+  never[[2, 7, 8]] = True
+  weights = weights * jnp.asarray(~never[np.asarray(targets)], jnp.float32)  # no cold targets
+  got = losses.full_softmax_ce(hidden, table, targets, weights, vocab_chunk=chunk,
+                               never_negative=jnp.asarray(never))
+  remap = np.cumsum(~never) - 1  # old id -> row in the shrunk table
+  small_targets = jnp.asarray(remap[np.asarray(targets)] * np.asarray(weights > 0))
+  want = losses.full_softmax_ce(hidden, jnp.asarray(_drop_rows(table, never)),
+                                small_targets, weights)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  plain = losses.full_softmax_ce(hidden, table, targets, weights, vocab_chunk=chunk)
+  assert float(plain) > float(got)  # the mask did remove terms
+
+
+@pytest.mark.parametrize("name,share", [("sampled_softmax", "batch"), ("bce", "position"),
+                                        ("ce", "batch")])
+def test_never_negative_items_get_no_gradient(name, share):
+  """A cold item is never pushed down: its table row gets zero gradient from every
+  loss (uniform draws do hit it), while other negatives' rows do get one."""
+  hidden, table, targets, weights = _problem(v=12)
+  never = np.zeros(12, bool)
+  never[[3, 9]] = True
+  targets = jnp.where(jnp.isin(targets, jnp.array([3, 9])), 1, targets)
+  stats = losses.LossStats(never_negative=jnp.asarray(never))
+  cfg = _cfg(name=name, sampler="uniform", share_negatives=share, num_negatives=64)
+  key = jax.random.PRNGKey(1)
+  grad = jax.grad(lambda t: losses.next_item_loss(hidden, t, targets, weights, key, cfg,
+                                                  stats=stats))(table)
+  row_norm = np.linalg.norm(np.asarray(grad), axis=1)
+  assert np.all(row_norm[[3, 9]] == 0.0)
+  plain = jax.grad(lambda t: losses.next_item_loss(hidden, t, targets, weights, key, cfg))(table)
+  assert np.all(np.linalg.norm(np.asarray(plain), axis=1)[[3, 9]] > 0)  # unmasked: pushed down

@@ -32,13 +32,17 @@ class Task:
 
 
 def loss_stats(cfg, split: LeaveOneOut) -> losses.LossStats | None:
-  """The training statistics the configured sampler needs (item frequencies), else None
-  (so nothing catalogue-sized is baked into the step when no sampler uses it)."""
-  if cfg.loss.name == "ce" or not samplers.SAMPLERS.meta(cfg.loss.sampler).get(
-      "needs_frequencies"):
+  """The training statistics the loss needs: item frequencies for the samplers that use
+  them, the cold items (never a negative), else None (so nothing catalogue-sized is
+  baked into the step when nothing uses it)."""
+  needs_freq = cfg.loss.name != "ce" and samplers.SAMPLERS.meta(cfg.loss.sampler).get(
+      "needs_frequencies")
+  if not needs_freq and split.cold is None:
     return None
-  return losses.LossStats(log_freq=jnp.asarray(samplers.item_log_frequencies(split)),
-                          alpha=cfg.loss.pop_alpha)
+  return losses.LossStats(
+      log_freq=jnp.asarray(samplers.item_log_frequencies(split)) if needs_freq else None,
+      alpha=cfg.loss.pop_alpha,
+      never_negative=None if split.cold is None else jnp.asarray(split.cold))
 
 
 def _cover(cfg) -> int:

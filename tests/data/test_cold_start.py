@@ -60,3 +60,21 @@ def test_evaluator_reports_cold_targets():
   assert out["cold/users"] == int(sel.sum()) > 0
   np.testing.assert_allclose(out["cold/hr@10"], np.mean(ranks.rank[sel] < 10))
   np.testing.assert_allclose(out["excl/cold/hr@10"], np.mean(ranks.rank_excl[sel] < 10))
+
+
+def test_the_loss_gets_the_cold_items_as_never_negative():
+  """Held out entirely: the training loss is told the cold items, for the full softmax
+  as well as for a sampler that needs no frequencies (and gets nothing without them)."""
+  from seqrec_jax.train import tasks  # pylint: disable=import-outside-toplevel
+  cfg = config_lib.base_config()
+  cfg.data.cold_items_frac = 0.2
+  split = split_for(cfg.data, dataset())
+  for name, sampler in (("ce", "uniform"), ("sampled_softmax", "uniform"),
+                        ("sampled_softmax", "popularity")):
+    cfg.loss.name, cfg.loss.sampler = name, sampler
+    stats = tasks.loss_stats(cfg, split)
+    np.testing.assert_array_equal(np.asarray(stats.never_negative), split.cold)
+    assert (stats.log_freq is None) == (sampler == "uniform")
+  cfg.data.cold_items_frac = 0.0
+  cfg.loss.name = "ce"
+  assert tasks.loss_stats(cfg, split_for(cfg.data, dataset())) is None
