@@ -5,7 +5,10 @@
 
 Runs `python -m pytest -q -p no:cacheprovider <args>` in the repository root and writes
 benchmarks/results/suite_time_<tag>.json (the summary line, the slowest 25 tests and the
-load average before and after: an idle-machine figure needs an idle machine).
+load average before and after: an idle-machine figure needs an idle machine; and this
+machine's float32 matmul rate, measured before the tier, because the same VM kind has
+run the same suite twice as fast on one day as on another: a time without it cannot be
+compared across sessions).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main(argv=None) -> int:
          *shlex.split(a.args)]
   meta = common.results_meta()  # the revision the tier runs on (taken before it starts)
   load_before = os.getloadavg()
+  matmul_gflops = common.measured_matmul_peak() / 1e9  # machine speed, before the tier
   t0 = time.time()
   proc = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True)
   wall = time.time() - t0
@@ -47,11 +51,12 @@ def main(argv=None) -> int:
   result = {**meta, "pytest_args": a.args, "returncode": proc.returncode,
             "wall_seconds": wall, "pytest_seconds": float(summary.group(2)) if summary else None,
             "summary": summary.group(1) if summary else out[-2000:], "counts": counts,
-            "load_before": load_before, "load_after": os.getloadavg(),
+            "load_before": load_before, "matmul_gflops_before": matmul_gflops, "load_after": os.getloadavg(),
             "slowest": [{"seconds": float(s), "phase": ph, "test": t} for s, ph, t in slowest]}
   stem = os.path.join(a.out, f"suite_time_{a.tag}")
   common.write_results(stem, result)
-  print(f"{result['summary']} in {wall:.0f} s (rc {proc.returncode}); wrote {stem}.json")
+  print(f"{result['summary']} in {wall:.0f} s (rc {proc.returncode}; machine "
+        f"{matmul_gflops:.0f} GFLOP/s f32 matmul); wrote {stem}.json")
   return proc.returncode
 
 
