@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (puts the repository root on sys.path)
+import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
 
@@ -60,7 +61,15 @@ def run_one(model: str, dataset: str) -> dict:
     report = train_and_evaluate(cfg, workdir)
     report.setdefault("wall_seconds", time.time() - t)
   keys = ("hr@10", "ndcg@10")
+  ranks = stats.load_ranks(workdir)  # per-user test ranks: the standard errors
+  test_se = {("excl/" if excl else "") + k: v for excl in (False, True)
+             for k, v in stats.summarize(ranks, keys, excl=excl).items()}
+  frozen = os.path.join(_OUT.value, f"{_TAG.value}_configs", f"{model}_{dataset}.json")
+  os.makedirs(os.path.dirname(frozen), exist_ok=True)
+  shutil.copyfile(os.path.join(workdir, "config.json"), frozen)  # the exact config that ran
   return {"dataset": dataset, "model": model, "workdir": workdir, "git": common.run_git(report),
+          "config_file": os.path.relpath(frozen, common.REPO) if frozen.startswith(
+              str(common.REPO)) else frozen, "test_se": test_se,
           "reused": reused, "max_len": cfg.model.max_len, "epochs": cfg.train.num_epochs,
           "best_epoch": report.get("best_epoch"), "best_step": report.get("best_step"),
           "valid": {k: report["valid"][k] for k in keys if k in report["valid"]},
@@ -72,15 +81,23 @@ def markdown(rows: list[dict], meta: dict) -> str:
   lines = [f"# Quality: {', '.join(sorted({r['dataset'] for r in rows}))}", "",
            "Leave-one-out, full ranking over all items, model picked on validation NDCG@10, "
            "test reported once.", "", common.describe(meta), "",
-           "| dataset | model | max_len | epochs (best) | valid HR@10 | valid NDCG@10 | "
-           "test HR@10 | test NDCG@10 | train s | run's revision |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+           "Test columns: mean ± standard error over users (per-user ranks, "
+           "benchmarks/stats.py); 'excl': history items removed from the ranking "
+           "(exclude_seen, the protocol of most S3-Rec-line code).", "",
+           "| dataset | model | max_len | epochs (best) | valid NDCG@10 | "
+           "test HR@10 | test NDCG@10 | excl HR@10 | excl NDCG@10 | users | train s | "
+           "config | run's revision |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- "
+           "| --- |"]
   for r in rows:
     f = lambda d, k: f"{d[k]:.4f}" if k in d else "n/a"
+    se = lambda k: (f"{r['test_se'][k]['mean']:.4f} ± {r['test_se'][k]['se']:.4f}"
+                    if k in r.get("test_se", {}) else "n/a")
     lines.append(f"| {r['dataset']} | {r['model']} | {r['max_len']} | {r['epochs']} "
-                 f"({r['best_epoch']}) | {f(r['valid'], 'hr@10')} | {f(r['valid'], 'ndcg@10')} | "
-                 f"{f(r['test'], 'hr@10')} | {f(r['test'], 'ndcg@10')} | "
-                 f"{(r['train_seconds'] or 0):.0f} | {r['git']}{' (reused)' * r['reused']} |")
+                 f"({r['best_epoch']}) | {f(r['valid'], 'ndcg@10')} | {se('hr@10')} | "
+                 f"{se('ndcg@10')} | {se('excl/hr@10')} | {se('excl/ndcg@10')} | {r['users']} | "
+                 f"{(r['train_seconds'] or 0):.0f} | {r.get('config_file', '')} | "
+                 f"{r['git']}{' (reused)' * r['reused']} |")
   return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,15 @@ def test_quality_table_smoke_and_reuse(tmp_path):
   saved = json.loads((run_dir / "config.json").read_text())
   assert saved["model"]["num_blocks"] == 1 and saved["model"]["name"] == "sasrec"
   assert "| synthetic | sasrec |" in (tmp_path / "qt.md").read_text()
+  # standard errors from the per-user test ranks (their mean is the engine's figure), and
+  # the exact config that ran, frozen beside the results
+  for key in ("ndcg@10", "excl/ndcg@10", "hr@10", "excl/hr@10"):
+    assert row["test_se"][key]["mean"] == pytest.approx(row["test"].get(key, row["test_se"][
+        key]["mean"]), abs=1e-6) and row["test_se"][key]["se"] > 0
+  final0 = json.loads((run_dir / "final.json").read_text())
+  assert row["test_se"]["excl/ndcg@10"]["mean"] == pytest.approx(
+      final0["test"]["excl/ndcg@10"], abs=1e-6)
+  assert json.loads((tmp_path / "qt_configs" / "sasrec_synthetic.json").read_text()) == saved
 
   final = json.loads((run_dir / "final.json").read_text())
   for git, expected in (("0123abc", "0123abc"), (None, UNKNOWN)):
