@@ -81,6 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
   # True: each item row adds the mean embedding of its S3-Rec attribute ids
   # (X_item2attributes.json beside the data file; sasrec, bert4rec)
   c.model.item_attributes = False
+  # Time features each history item carries (data/time_features.py; sasrec), a comma list:
+  # gap (log-bucketed time since the user's previous interaction, TiSASRec-style) and/or
+  # hour (hour of the week). Needs data with timestamps; "" = none.
+  c.model.time_features = ""
   # Model-specific options, declared by each model's `register_model(options=...)`:
   # sasrec input_in_state (False: state = norm(blocks' sum), no input residual) and
   # output_bias (a learned per-item score bias); seq2seq decoder_blocks (0 = num_blocks).
@@ -346,6 +350,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                        f"the 'id' representation; side information works with {supported}")
     if cfg.gan.enabled:
       raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
+  if cfg.model.time_features:
+    _check_time_features(cfg)
   if cfg.data.cold_items_frac and cfg.train.input == "device":
     raise ValueError("config.data.cold_items_frac > 0 needs config.train.input='grain' (the "
                      "device path reads whole training sequences)")
@@ -364,6 +370,23 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if name not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) not in cfg.eval.ks:
     raise ValueError(f"config.eval.select_metric={metric!r}: expected hr|ndcg|mrr@k with k in "
                      f"config.eval.ks={tuple(cfg.eval.ks)}")
+
+
+def _check_time_features(cfg) -> None:
+  """model.time_features: registered names, a model that embeds them, the causal task
+  on the Grain path (the features travel as extra token columns there)."""
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  from seqrec_jax.data import time_features  # pylint: disable=import-outside-toplevel
+  time_features.parse(cfg.model.time_features)
+  key = f"config.model.time_features={cfg.model.time_features!r}"
+  if not getattr(models.MODELS.get(cfg.model.name), "supports_time_features", False):
+    supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_time_features", False)]
+    raise ValueError(f"{key}: model.name={cfg.model.name!r} takes no time features; models "
+                     f"that do: {supported}")
+  if task_name(cfg) != "causal" or cfg.train.input != "grain" or cfg.gan.enabled:
+    raise ValueError(f"{key} needs the causal task on config.train.input='grain' without "
+                     f"config.gan (task {task_name(cfg)!r}, input {cfg.train.input!r}, gan "
+                     f"{cfg.gan.enabled})")
 
 
 _GAN_CHOICES = {

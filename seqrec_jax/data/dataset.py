@@ -77,6 +77,9 @@ class LeaveOneOut:
   # [num_items + 1] bool: cold items (data.cold_items_frac), never in a training sequence;
   # kept in evaluation histories and targets. None: no cold items.
   cold: np.ndarray | None = None
+  # [N, F] int32 time-feature ids of every interaction (model.time_features,
+  # data/time_features.py); the *_tokens methods then give [n, 1 + F]. None: items only.
+  features: np.ndarray | None = None
 
   def _end(self, u: int) -> int:
     return int(self.data.offsets[u + 1] if self.ends is None else self.ends[u])
@@ -84,6 +87,25 @@ class LeaveOneOut:
   def train_sequence(self, u: int) -> np.ndarray:
     seq = self.data.items[self.data.offsets[u]:self.train_end[u]]
     return seq if self.cold is None else seq[~self.cold[seq]]
+
+  def _tokens(self, start: int, end: int, drop_cold: bool) -> np.ndarray:
+    """Items start:end, as [n] ids or, with `features`, [n, 1 + F] tokens."""
+    seq = self.data.items[start:end]
+    if self.features is not None:
+      seq = np.concatenate([seq[:, None], self.features[start:end]], axis=1)
+    if drop_cold and self.cold is not None:
+      seq = seq[~self.cold[seq if seq.ndim == 1 else seq[:, 0]]]
+    return seq
+
+  def train_tokens(self, u: int) -> np.ndarray:
+    """`train_sequence(u)`, with each item's time features when the split has them."""
+    return self._tokens(int(self.data.offsets[u]), int(self.train_end[u]), True)
+
+  def history_tokens(self, u: int, stage: str) -> np.ndarray:
+    """The history of `history_and_target(u, stage)`, with time features when the split
+    has them ([n] or [n, 1 + F])."""
+    end = self._end(u) - {"valid": 2, "test": 1}[stage]
+    return self._tokens(int(self.data.offsets[u]), end, False)
 
   def train_lengths(self) -> np.ndarray:
     """[U] items in each user's training sequence (cold items left out)."""
@@ -169,11 +191,17 @@ def cold_items(num_items: int, frac: float, seed: int = 0) -> np.ndarray | None:
   return mask
 
 
-def split_for(data_cfg, data: SequenceDataset) -> LeaveOneOut:
-  """The split a `data` config asks for: leave_last_k and the cold items."""
-  return leave_one_out(data, data_cfg.leave_last_k,
-                       cold=cold_items(data.num_items, float(data_cfg.get("cold_items_frac", 0.0)),
-                                       int(data_cfg.get("cold_seed", 0))))
+def split_for(data_cfg, data: SequenceDataset, time_features: str = "") -> LeaveOneOut:
+  """The split a `data` config asks for: leave_last_k and the cold items; with
+  `time_features` (config `model.time_features`) each interaction's feature ids."""
+  split = leave_one_out(data, data_cfg.leave_last_k,
+                        cold=cold_items(data.num_items, float(data_cfg.get("cold_items_frac", 0.0)),
+                                        int(data_cfg.get("cold_seed", 0))))
+  if time_features:
+    from seqrec_jax.data import time_features as tf  # pylint: disable=import-outside-toplevel
+    split = dataclasses.replace(split, features=tf.interaction_features(
+        data, time_features, source=f"data.path={data_cfg.get('path', '')!r}"))
+  return split
 
 
 def leave_one_out(data: SequenceDataset, leave_last_k: int = 0,

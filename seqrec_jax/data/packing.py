@@ -220,8 +220,8 @@ class PackRow:
     for j, (g, seq, off, n) in enumerate(segments):
       ex = self.example_fn(seq, np.random.default_rng([self.seed, g]))
       for key in self.example_fn.window_keys:
-        if key not in row:
-          row[key] = np.zeros(self.row_len, ex[key].dtype)
+        if key not in row:  # [row_len] (or [row_len, 1 + F] tokens with time features)
+          row[key] = np.zeros((self.row_len,) + ex[key].shape[1:], ex[key].dtype)
         row[key][off:off + n] = ex[key][:n]
       segment_ids[off:off + n] = j + 1
       positions[off:off + n] = np.arange(n)

@@ -17,10 +17,11 @@ from seqrec_jax.data.dataset import LeaveOneOut
 
 
 def right_pad(seq: np.ndarray, length: int) -> np.ndarray:
-  """The last `length` items of seq, packed left and padded right with 0. -> [length]."""
+  """The last `length` items of seq, packed left and padded right with 0. -> [length]
+  (or [length, C] for tokens with time features, seq [n, C])."""
   seq = seq[-length:] if length > 0 else seq[:0]
-  out = np.zeros(length, np.int32)
-  out[: seq.size] = seq
+  out = np.zeros((length,) + seq.shape[1:], np.int32)
+  out[: len(seq)] = seq
   return out
 
 
@@ -46,7 +47,8 @@ class TrainSequences:
     return int(self.users.size)
 
   def __getitem__(self, index: int) -> np.ndarray:
-    return self._split.train_sequence(int(self.users[index]))
+    """The entry's training sequence: [n] items, or [n, 1 + F] tokens with time features."""
+    return self._split.train_tokens(int(self.users[index]))
 
   def __repr__(self) -> str:
     return f"TrainSequences(users={len(self)})"
@@ -84,7 +86,8 @@ class CausalExample:
   """Maps a training sequence to next-item inputs/targets of length max_len.
 
   crop="last" keeps the latest max_len+1 items (SASRec); crop="random" picks a random
-  window end (augmentation for histories longer than the window).
+  window end (augmentation for histories longer than the window). A sequence of tokens
+  [n, 1 + F] (items with time features) gives inputs [L, 1 + F]; targets stay items.
   """
 
   max_len: int
@@ -100,12 +103,14 @@ class CausalExample:
     return self.window_lengths(lengths).astype(np.float64)
 
   def __call__(self, seq: np.ndarray, rng: np.random.Generator | None = None) -> dict:
-    if self.crop == "random" and rng is not None and seq.size > self.max_len + 1:
-      end = int(rng.integers(self.max_len + 1, seq.size + 1))
+    n = len(seq)
+    if self.crop == "random" and rng is not None and n > self.max_len + 1:
+      end = int(rng.integers(self.max_len + 1, n + 1))
       seq = seq[:end]
     window = seq[-(self.max_len + 1):]
-    inputs = right_pad(window[:-1], self.max_len)  # [L]
-    targets = right_pad(window[1:], self.max_len)  # [L]
+    items = window if window.ndim == 1 else window[:, 0]
+    inputs = right_pad(window[:-1], self.max_len)  # [L] (or [L, 1 + F] tokens)
+    targets = right_pad(items[1:], self.max_len)  # [L]
     return {"inputs": inputs, "targets": targets,
             "weights": (targets > 0).astype(np.float32)}
 
@@ -386,7 +391,7 @@ class EvalArrays:
   """Everything needed to rank one stage's targets, as host arrays."""
 
   users: np.ndarray  # [E]
-  history: np.ndarray  # [E, L] right-padded latest items
+  history: np.ndarray  # [E, L] right-padded latest items ([E, L, 1 + F] with time features)
   targets: np.ndarray  # [E]
   seen: np.ndarray  # [E, S] every history item (0-padded), for exclude_seen
 
@@ -395,15 +400,18 @@ class EvalArrays:
 
 
 def eval_arrays(split: LeaveOneOut, stage: str, max_len: int) -> EvalArrays:
-  """History windows and targets of every evaluated user for 'valid' or 'test'."""
+  """History windows and targets of every evaluated user for 'valid' or 'test'. With
+  time features (`split.features`) the history is tokens [E, L, 1 + F]."""
   users = split.eval_users
   pairs = [split.history_and_target(int(u), stage) for u in users]
   longest = max((h.size for h, _ in pairs), default=1)
-  history = np.zeros((users.size, max_len), np.int32)
+  width = () if split.features is None else (1 + split.features.shape[1],)
+  history = np.zeros((users.size, max_len) + width, np.int32)
   seen = np.zeros((users.size, max(longest, 1)), np.int32)
   targets = np.zeros(users.size, np.int32)
   for row, (h, t) in enumerate(pairs):
-    history[row] = right_pad(h, max_len)
+    history[row] = right_pad(h if not width else split.history_tokens(int(users[row]), stage),
+                             max_len)
     seen[row, : h.size] = h
     targets[row] = t
   return EvalArrays(users=users, history=history, targets=targets, seen=seen)

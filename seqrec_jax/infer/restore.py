@@ -52,7 +52,7 @@ def restore(workdir: str) -> Restored:
   """Loads `workdir`'s config and data and restores its recommender's best parameters."""
   cfg = config_lib.load_config(workdir)
   dataset = load_dataset(cfg.data)
-  split = split_for(cfg.data, dataset)
+  split = split_for(cfg.data, dataset, cfg.model.get("time_features", ""))
   mesh = parallel.make_mesh(cfg.mesh.shape, cfg.mesh.axes)
   model = recommender(cfg, dataset.num_items, dataset)
   dummy = np.zeros((1, cfg.model.max_len), np.int32)

@@ -38,6 +38,8 @@ def build_model(cfg, num_items: int, item_text=None, item_attributes=None) -> nn
     kwargs["num_attributes"] = int(item_attributes.num_attributes)
   kwargs["dtype"] = compute_dtype(cfg.dtype)
   kwargs["attention_impl"] = cfg.attention_impl or None
+  from seqrec_jax.data.time_features import parse
+  kwargs["time_features"] = parse(cfg.get("time_features", ""))
   kwargs.update({key: cfg[key] for key in entry.meta["options"]})
   return entry.obj(num_items=num_items, **kwargs)
 

@@ -16,7 +16,8 @@ Dtype = Any
 # Fields of `config.model` passed to every model (besides num_items).
 SHARED_FIELDS = ("max_len", "embed_dim", "num_blocks", "num_heads", "mlp_dim", "dropout",
                  "emb_dropout", "dtype", "attention_impl", "item_repr", "item_combine",
-                 "adapter_dim")  # (model.item_attributes is read by text.item_features)
+                 "adapter_dim")  # (model.item_attributes is read by text.item_features;
+#                                    model.time_features is parsed by build_model)
 
 
 class SequenceModel(nn.Module):
@@ -47,6 +48,10 @@ class SequenceModel(nn.Module):
   item_attributes: Any = None  # item_repr.HostArray [num_items + 1, A] attribute ids
   num_attributes: int = 0
   supports_item_text: ClassVar[bool] = False
+  # Time features of each history item (data/time_features.py: "gap", "hour"): history
+  # tokens then come as [B, L, 1 + F]; models that embed them set `supports_time_features`.
+  time_features: tuple[str, ...] = ()
+  supports_time_features: ClassVar[bool] = False
 
   def item_table_module(self, num_special: int = 0, name: str | None = None):
     """This model's item table: the configured `item_repr` (ItemEmbedding's layout)."""
@@ -56,6 +61,14 @@ class SequenceModel(nn.Module):
                               adapter_dim=self.adapter_dim, text_dim=self.text_dim,
                               text=self.item_text, attributes=self.item_attributes,
                               num_attributes=self.num_attributes, dtype=self.dtype, name=name)
+
+
+  def time_embedding_module(self):
+    """The summed embeddings of `time_features` (None when there are none)."""
+    if not self.time_features:
+      return None
+    from seqrec_jax.models.time_embedding import TimeEmbedding  # pylint: disable=import-outside-toplevel
+    return TimeEmbedding(self.time_features, self.embed_dim, dtype=self.dtype)
 
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

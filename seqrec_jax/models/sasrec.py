@@ -17,9 +17,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqrec_jax.data.time_features import split_tokens
 from seqrec_jax.models import layers
 from seqrec_jax.models.base import SequenceModel
 from seqrec_jax.models.registry import register_model
+from seqrec_jax.models.time_embedding import split_and_embed
 
 
 @register_model("sasrec", tasks=("causal",),
@@ -28,6 +30,7 @@ from seqrec_jax.models.registry import register_model
 class SASRec(SequenceModel):
   supports_packing = True  # __call__ takes segment_ids / positions (train.packing)
   supports_item_text = True  # model.item_repr (models/item_repr.py)
+  supports_time_features = True  # model.time_features (models/time_embedding.py)
   # False: the user state is the final norm of what the blocks added to the residual
   # stream, without the last item's own embedding (see `_output_state`).
   input_in_state: bool = True
@@ -45,6 +48,7 @@ class SASRec(SequenceModel):
 
   def setup(self):
     self.item_embedding = self.item_table_module()
+    self.time_embedding = self.time_embedding_module()
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)
     self.blocks = layers.transformer_blocks(
@@ -58,13 +62,17 @@ class SASRec(SequenceModel):
 
   def __call__(self, ids: jax.Array, train: bool = False, segment_ids: jax.Array | None = None,
                positions: jax.Array | None = None) -> jax.Array:
-    """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D].
+    """Hidden state at every position. ids: [B, L] right-padded -> [B, L, D]; with
+    `time_features`, tokens [B, L, 1 + F] (item, then each feature's id).
 
     Packed rows: `segment_ids` [B, L] (1, 2, ... per history, 0 = padding) restrict
     attention to earlier positions of the same history, `positions` [B, L] (restarting
     at 0 per history) index the position embedding; each history's states are then
     those of its own unpacked row."""
+    ids, when = split_and_embed(self, ids, self.time_embedding)  # [B, L], [B, L, D] | None
     x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
+    if when is not None:
+      x = x + when
     x = self.emb_drop(self.positions(x, positions), deterministic=not train)
     x = x * (ids != layers.PAD_ID)[..., None].astype(x.dtype)
     x0 = x
@@ -86,9 +94,10 @@ class SASRec(SequenceModel):
     return state
 
   def encode(self, history: jax.Array) -> jax.Array:
-    """User state after the last real item. history: [B, L] -> [B, D]."""
+    """User state after the last real item. history: [B, L] (or [B, L, 1 + F] tokens
+    with time features) -> [B, D]."""
     hidden = self(history, train=False)  # [B, L, D]
-    last = jnp.maximum(layers.sequence_lengths(history) - 1, 0)  # [B]
+    last = jnp.maximum(layers.sequence_lengths(split_tokens(history)[0]) - 1, 0)  # [B]
     return jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
 
   def item_table(self) -> jax.Array:
@@ -112,6 +121,7 @@ class SASRec(SequenceModel):
     return layers.keep_last(history, self.max_len - steps + 1)
 
   def _embed(self, ids: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+    ids, _ = split_and_embed(self, ids, self.time_embedding)  # generation: ids only
     x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
     x = self.positions(x, positions)
     return x * (ids != layers.PAD_ID)[..., None].astype(x.dtype)

@@ -234,7 +234,7 @@ def load_split(cfg) -> tuple[Any, LeaveOneOut]:
   """The configured dataset and its leave-one-out split, with the cleaning report logged."""
   t0 = time.time()
   dataset = load_dataset(cfg.data)
-  split = split_for(cfg.data, dataset)
+  split = split_for(cfg.data, dataset, cfg.model.get("time_features", ""))
   check_evaluable(split, config_lib.data_path(cfg.data, "path") or f"data.format={cfg.data.format}")
   logging.info("data: %d users, %d items, %d interactions (%.1fs)", dataset.num_users,
                dataset.num_items, dataset.items.size, time.time() - t0)

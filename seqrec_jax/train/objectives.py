@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 
 from seqrec_jax import losses
+from seqrec_jax.data.time_features import split_tokens
 
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
@@ -73,7 +74,8 @@ def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True,
                                 rngs={"dropout": dropout_rng})  # [B, L or P, D], [V, D]
     targets, weights = ((batch["masked_targets"], batch["masked_weights"]) if gathered
                         else (batch["targets"], batch["weights"]))
-    seen = batch["inputs"] if prefix_seen and not gathered else None
+    items = split_tokens(batch["inputs"])[0]  # [B, L] (inputs may carry time features)
+    seen = items if prefix_seen and not gathered else None
     loss = losses.next_item_loss(hidden, table, targets, weights, loss_rng, loss_cfg,
                                  loss_denominator(batch), seen, stats)
     return loss, {"targets": weights.sum()}
