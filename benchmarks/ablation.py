@@ -1,0 +1,161 @@
+"""Ablation: one preset trained in several arms that differ by a few config values, each
+arm's test figures with standard errors and its paired difference against the first arm.
+
+    python benchmarks/ablation.py --preset=sasrec_ml1m --variant=fast \
+        --arms='none:model.time_features=;gap:model.time_features=gap;gap+hour:model.time_features=gap,hour' \
+        --config.train.input=grain --tag=time_features_ml1m
+
+An arm is `name:key=value,key=value` (values parsed as `--config.a.b=v` is; a value with
+commas, as above, belongs to its key when the next piece has no `=`); arms are separated
+by `;`. Every arm is the preset (configs/<model>_<dataset>.py[:variant]) plus the shared
+`--config.a.b=v` overrides plus its own values, trained by the engine (picked on
+validation, tested once). Per arm: test NDCG@10 and HR@10 with exclude_seen off and on,
+mean ± SE over users (per-user ranks), the paired difference against the first arm on
+the same users, the best epoch and the training time. A finished run is reused (its
+revision kept), an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import stats  # noqa: E402
+
+from absl import flags  # noqa: E402
+
+import ast  # noqa: E402
+
+from seqrec_jax import cli, config_schema  # noqa: E402
+from seqrec_jax.train import engine, mle  # noqa: E402,F401  (mle registers the objective)
+
+_PRESET = flags.DEFINE_string("preset", "sasrec_ml1m", "'<model>_<dataset>' (presets)")
+_VARIANT = flags.DEFINE_string("variant", "", "preset variant, e.g. fast")
+_ARMS = flags.DEFINE_string("arms", "", "';'-separated 'name:key=value,key=value' arms")
+_TAG = flags.DEFINE_string("tag", "ablation", "results file stem")
+_ROOT = flags.DEFINE_string("workdir_root", "runs/ablation", "runs go here")
+_OUT = flags.DEFINE_string("out", str(common.RESULTS), "results folder")
+_CONFIG = common.define_overrides()
+KEYS = ("ndcg@10", "hr@10")
+
+
+def parse_arms(text: str) -> list[tuple[str, dict]]:
+  """'a:x.y=1,z=2;b:x.y=' -> [("a", {"x.y": "1", "z": "2"}), ("b", {"x.y": ""})]; a piece
+  without '=' continues the previous value ('t=gap,hour' is one value)."""
+  arms = []
+  for chunk in filter(None, (c.strip() for c in text.split(";"))):
+    name, sep, body = chunk.partition(":")
+    if not sep or not name:
+      raise ValueError(f"--arms: {chunk!r} is not 'name:key=value,...'")
+    values: dict[str, str] = {}
+    last = None
+    for piece in filter(None, body.split(",")):
+      if "=" in piece:
+        last, _, value = piece.partition("=")
+        values[last.strip()] = value
+      elif last is None:
+        raise ValueError(f"--arms: arm {name!r}: {piece!r} has no key")
+      else:
+        values[last] += "," + piece
+    arms.append((name, values))
+  if not arms:
+    raise ValueError("--arms: give at least one arm")
+  if len({n for n, _ in arms}) != len(arms):
+    raise ValueError(f"--arms: arm names repeat: {[n for n, _ in arms]}")
+  return arms
+
+
+def typed(cfg, values: dict) -> dict:
+  """Arm values (text) as the type of the config field they set: str as is, bool from
+  true/false/1/0, numbers and tuples as Python literals; an unknown key fails by name."""
+  known = config_schema.leaves(cfg)
+  out = {}
+  for key, text in values.items():
+    if key not in known:
+      raise ValueError(f"--arms: {config_schema.unknown_key_message(key)}")
+    current = known[key]
+    if isinstance(current, str):
+      out[key] = text
+    elif isinstance(current, bool):
+      if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"--arms: {key}={text!r}: expected true or false")
+      out[key] = text.lower() in ("true", "1")
+    else:
+      try:
+        out[key] = type(current)(ast.literal_eval(text)) if current is not None else (
+            ast.literal_eval(text))
+      except (ValueError, SyntaxError, TypeError):
+        raise ValueError(f"--arms: {key}={text!r}: not a {type(current).__name__}") from None
+  return out
+
+
+def arm_config(values: dict):
+  model, _, dataset = _PRESET.value.partition("_")  # sasrec_synthetic: configs/default.py
+  cfg = common.preset_config(model, dataset, _VARIANT.value)
+  cfg = common.with_overrides(cfg, common.overrides(_CONFIG))
+  return common.with_overrides(cfg, typed(cfg, values))
+
+
+def run_arm(name: str, values: dict) -> dict:
+  cfg = arm_config(values)
+  workdir = os.path.join(_ROOT.value, _TAG.value, name)
+  final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
+  ranks = stats.load_ranks(workdir)
+  test = {("excl/" if excl else "") + k: v for excl in (False, True)
+          for k, v in stats.summarize(ranks, KEYS, excl=excl).items()}
+  return {"arm": name, "values": values, "workdir": workdir, "git": common.run_git(final),
+          "best_epoch": final.get("best_epoch"), "train_seconds": final.get("train_seconds"),
+          "valid": {k: final["valid"].get(k) for k in KEYS}, "test": test,
+          "config": cfg.to_dict()}
+
+
+def main(argv):
+  del argv
+  arms = parse_arms(_ARMS.value)
+  meta = common.results_meta(overrides=common.overrides(_CONFIG), preset=_PRESET.value,
+                             variant=_VARIANT.value)
+  rows = []
+  stem = os.path.join(_OUT.value, _TAG.value)
+  for name, values in arms:
+    row = run_arm(name, values)
+    if rows:
+      base = stats.load_ranks(rows[0]["workdir"])
+      mine = stats.load_ranks(row["workdir"])
+      row["vs_first"] = {("excl/" if excl else "") + k: v for excl in (False, True)
+                         for k, v in stats.paired(mine, base, KEYS, excl=excl).items()}
+    rows.append(row)
+    common.write_results(stem, {**meta, "rows": rows}, markdown({**meta, "rows": rows}))
+    print(f"{name}: excl ndcg@10 {row['test']['excl/ndcg@10']['mean']:.4f} ± "
+          f"{row['test']['excl/ndcg@10']['se']:.4f}", flush=True)
+  print(f"wrote {stem}.md and {stem}.json")
+
+
+def markdown(out: dict) -> str:
+  variant = f":{out['variant']}" if out.get("variant") else ""
+  first = out["rows"][0]["arm"]
+  lines = [f"Ablation of {out['preset']}{variant}; shared overrides {out['overrides']}. "
+           + common.describe(out), "",
+           "Test, mean ± SE over users; 'excl': history items removed from the ranking; "
+           f"paired differences against arm '{first}' on the same users (a difference under "
+           "two SE is a tie).", "",
+           "| arm | values | NDCG@10 | excl NDCG@10 | excl HR@10 | excl NDCG@10 vs first "
+           "| NDCG@10 vs first | best epoch | train s |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in out["rows"]:
+    t = r["test"]
+    ms = lambda d: f"{d['mean']:.4f} ± {d['se']:.4f}"
+
+    def vs(key):
+      d = r.get("vs_first", {}).get(key)
+      return f"{d['diff']:+.4f} ± {d['se']:.4f} ({d['verdict']})" if d else "–"
+    values = ", ".join(f"{k}={v!r}" for k, v in r["values"].items())
+    lines.append(f"| {r['arm']} | {values} | {ms(t['ndcg@10'])} | {ms(t['excl/ndcg@10'])} | "
+                 f"{ms(t['excl/hr@10'])} | {vs('excl/ndcg@10')} | {vs('ndcg@10')} | "
+                 f"{r['best_epoch']} | {(r['train_seconds'] or 0):.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+  cli.run(main)
