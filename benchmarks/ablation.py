@@ -7,7 +7,7 @@ arm's test figures with standard errors and its paired difference against the fi
 
 An arm is `name:key=value,key=value` (values parsed as `--config.a.b=v` is; a value with
 commas, as above, belongs to its key when the next piece has no `=`); arms are separated
-by `;`. Every arm is the preset (configs/<model>_<dataset>.py[:variant]) plus the shared
+by `;`. Every arm is the preset (`presets.get(name, variant)`) plus the shared
 `--config.a.b=v` overrides plus its own values, trained by the engine (picked on
 validation, tested once). Per arm: test NDCG@10 and HR@10 with exclude_seen off and on,
 mean ± SE over users (per-user ranks), the paired difference against the first arm on
@@ -28,10 +28,11 @@ from absl import flags  # noqa: E402
 
 import ast  # noqa: E402
 
-from seqrec_jax import cli, config_schema  # noqa: E402
+from seqrec_jax import cli, config_schema, presets  # noqa: E402
 from seqrec_jax.train import engine, mle  # noqa: E402,F401  (mle registers the objective)
 
-_PRESET = flags.DEFINE_string("preset", "sasrec_ml1m", "'<model>_<dataset>' (presets)")
+_PRESET = flags.DEFINE_string("preset", "sasrec_ml1m", "presets.get name: 'default' (the "
+                              "built-in synthetic data) or '<model>_<dataset>'")
 _VARIANT = flags.DEFINE_string("variant", "", "preset variant, e.g. fast")
 _ARMS = flags.DEFINE_string("arms", "", "';'-separated 'name:key=value,key=value' arms")
 _TAG = flags.DEFINE_string("tag", "ablation", "results file stem")
@@ -92,9 +93,8 @@ def typed(cfg, values: dict) -> dict:
 
 
 def arm_config(values: dict):
-  model, _, dataset = _PRESET.value.partition("_")  # sasrec_synthetic: configs/default.py
-  cfg = common.preset_config(model, dataset, _VARIANT.value)
-  cfg = common.with_overrides(cfg, common.overrides(_CONFIG))
+  cfg = common.with_overrides(presets.get(_PRESET.value, _VARIANT.value),
+                              common.overrides(_CONFIG))
   return common.with_overrides(cfg, typed(cfg, values))
 
 

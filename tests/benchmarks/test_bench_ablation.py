@@ -32,7 +32,7 @@ def test_arms_parse_with_commas_inside_values_and_take_the_fields_types():
 
 @pytest.mark.slow
 def test_ablation_smoke(tmp_path):
-  run_script("ablation.py", "--preset=sasrec_synthetic", "--variant=smoke", "--tag=ab",
+  run_script("ablation.py", "--preset=default", "--variant=smoke", "--tag=ab",
              "--arms=none:model.time_features=;gap:model.time_features=gap",
              f"--workdir_root={tmp_path}", f"--out={tmp_path}")
   data = results(tmp_path / "ab.json")
