@@ -78,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.item_repr = "id"
   c.model.item_combine = "sum"
   c.model.adapter_dim = 0  # adapter hidden width (0: 2 * embed_dim)
+  # text_adapter: while training, drop each item's whole id row with this probability, so
+  # the text part learns to score items alone (rare and never-trained items)
+  c.model.id_dropout = 0.0
   # True: each item row adds the mean embedding of its S3-Rec attribute ids
   # (X_item2attributes.json beside the data file; sasrec, bert4rec)
   c.model.item_attributes = False
@@ -350,6 +353,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                        f"the 'id' representation; side information works with {supported}")
     if cfg.gan.enabled:
       raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
+  if cfg.model.id_dropout and cfg.model.item_repr != "text_adapter":
+    raise ValueError(f"config.model.id_dropout={cfg.model.id_dropout} drops id rows beside a "
+                     f"text part: it needs model.item_repr='text_adapter' (got "
+                     f"{cfg.model.item_repr!r})")
   if cfg.model.time_features:
     _check_time_features(cfg)
   if cfg.data.cold_items_frac and cfg.train.input == "device":

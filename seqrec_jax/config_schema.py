@@ -103,6 +103,7 @@ RULES: dict[str, Rule] = {
     "model.scan_layers": ANY, "model.remat": REG,
     "model.item_repr": Rule(choices=("id", "text_init", "text_adapter", "text_only")),
     "model.item_combine": Rule(choices=("sum", "gate")), "model.adapter_dim": NONNEG,
+    "model.id_dropout": RATE,
     "model.item_attributes": ANY, "model.time_features": ANY,
     "model.qk_dim": NONNEG, "model.v_dim": NONNEG, "model.temperature": POS_REAL,
     "model.time_buckets": POS,

@@ -16,7 +16,7 @@ Dtype = Any
 # Fields of `config.model` passed to every model (besides num_items).
 SHARED_FIELDS = ("max_len", "embed_dim", "num_blocks", "num_heads", "mlp_dim", "dropout",
                  "emb_dropout", "dtype", "attention_impl", "item_repr", "item_combine",
-                 "adapter_dim")  # (model.item_attributes is read by text.item_features;
+                 "adapter_dim", "id_dropout")  # (model.item_attributes is read by text.item_features;
 #                                    model.time_features is parsed by build_model)
 
 
@@ -43,6 +43,7 @@ class SequenceModel(nn.Module):
   item_repr: str = "id"
   item_combine: str = "sum"
   adapter_dim: int = 0
+  id_dropout: float = 0.0  # text_adapter: training-time drop rate of whole id rows
   item_text: Any = None  # item_repr.HostArray [num_items + 1, T] of text embeddings
   text_dim: int = 0
   item_attributes: Any = None  # item_repr.HostArray [num_items + 1, A] attribute ids
@@ -59,6 +60,7 @@ class SequenceModel(nn.Module):
     return ItemRepresentation(self.num_items, self.embed_dim, num_special=num_special,
                               mode=self.item_repr, combine=self.item_combine,
                               adapter_dim=self.adapter_dim, text_dim=self.text_dim,
+                              id_dropout=self.id_dropout,
                               text=self.item_text, attributes=self.item_attributes,
                               num_attributes=self.num_attributes, dtype=self.dtype, name=name)
 

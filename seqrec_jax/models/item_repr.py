@@ -11,6 +11,12 @@ input lookup and the output table alike (scoring stays `state @ table.T`).
                 a representation and can be recommended (cold start). Padding and the
                 special tokens (e.g. BERT4Rec's mask) keep small learned rows.
 
+`model.id_dropout` p > 0 (text_adapter): while training, each item's id row is dropped
+(zeroed; the kept ones scaled by 1 / (1 - p)) with probability p per table build, so the
+adapter's text part must score items on its own: what a rare or never-trained item has.
+Evaluation uses every row. A table built without a "dropout" rng (evaluation, serving)
+never drops.
+
 With attributes (`model.item_attributes`: S3-Rec `X_item2attributes.json`, a second,
 non-text side feature), every item row also adds the mean of its attributes' learned
 embeddings (an embedding bag; the [rows, A] id matrix is a constant of the program).
@@ -110,6 +116,7 @@ class ItemRepresentation(nn.Module):
   text: HostArray | None = None  # [num_items + 1, text_dim], read only at init
   attributes: HostArray | None = None  # [num_items + 1, A] int attribute ids (0 = none)
   num_attributes: int = 0
+  id_dropout: float = 0.0  # text_adapter: drop probability of an item's id row in training
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -150,6 +157,14 @@ class ItemRepresentation(nn.Module):
     text = jax.lax.stop_gradient(self.frozen).astype(self.dtype)  # [rows, T]
     return self.adapter_out(nn.gelu(self.adapter_in(text)))  # [rows, D]
 
+  def _dropped(self, ids: jax.Array) -> jax.Array:
+    """[rows, D] id rows with `id_dropout` applied (training only: a "dropout" rng)."""
+    if not self.id_dropout or not self.has_rng("dropout") or self.is_initializing():
+      return ids
+    keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.id_dropout,
+                                (ids.shape[0], 1))
+    return jnp.where(keep, ids / (1.0 - self.id_dropout), 0.0).astype(ids.dtype)
+
   def _attribute_bag(self, ids: jax.Array) -> jax.Array:
     """[...] item ids -> [..., D]: the mean embedding of each item's attributes (0 for an
     item without any, padding and special rows)."""
@@ -176,7 +191,7 @@ class ItemRepresentation(nn.Module):
       special = jnp.clip(rows - self.num_items, 0, self.num_special)  # 0 = padding row
       own = (rows == 0) | (rows > self.num_items)
       return jnp.where(own[:, None], self.special[special].astype(self.dtype), adapted)
-    ids = self.embedding.astype(self.dtype)
+    ids = self._dropped(self.embedding.astype(self.dtype))
     if self.combine == "sum":
       return ids + adapted
     g = nn.sigmoid(self.gate(jnp.concatenate([ids, adapted], axis=-1)))

@@ -147,3 +147,20 @@ def test_attribute_bag_adds_the_mean_attribute_embedding():
   np.testing.assert_allclose(table[3], emb[3], rtol=1e-6)
   looked_up = np.asarray(mod.apply({"params": params}, jnp.array([[1, 2, 3]])))
   np.testing.assert_allclose(looked_up[0], table[1:4], rtol=1e-5)  # lookup == scoring rows
+
+
+def test_id_dropout_drops_whole_id_rows_in_training_only():
+  """With a dropout rng each row is either the adapter alone or adapter + id / (1 - p);
+  without one (evaluation) every row is id + adapter; other modes refuse the option."""
+  mod, params = init("text_adapter", id_dropout=0.5)
+  full = np.asarray(mod.apply({"params": params}, method=mod.item_table))
+  text_only = full - np.asarray(params["embedding"])[:N + 1]  # the adapter part
+  train = np.asarray(mod.apply({"params": params}, method=mod.item_table,
+                               rngs={"dropout": jax.random.PRNGKey(3)}))
+  kept = np.isclose(train, text_only + 2 * (full - text_only), atol=1e-5).all(axis=1)
+  dropped = np.isclose(train, text_only, atol=1e-5).all(axis=1)
+  assert (kept | dropped).all() and kept[1:].any() and dropped[1:].any()
+  cfg = config_lib.base_config()
+  cfg.model.id_dropout = 0.3
+  with pytest.raises(ValueError, match="model.id_dropout=0.3.*text_adapter"):
+    config_lib.validate(cfg)
