@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import fusion_table  # noqa: E402  (bucket_figures: per-popularity-bucket SEs)
 import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
@@ -125,6 +126,9 @@ def main(argv):
       mine = stats.load_ranks(row["workdir"])
       row["vs_first"] = {("excl/" if excl else "") + k: v for excl in (False, True)
                          for k, v in stats.paired(mine, base, KEYS, excl=excl).items()}
+    row["buckets"] = fusion_table.bucket_figures(
+        stats.load_ranks(row["workdir"]), stats.load_ranks(rows[0]["workdir"]) if rows else None,
+        tuple(row["config"]["eval"]["popularity_buckets"]))
     rows.append(row)
     common.write_results(stem, {**meta, "rows": rows}, markdown({**meta, "rows": rows}))
     print(f"{name}: excl ndcg@10 {row['test']['excl/ndcg@10']['mean']:.4f} ± "
@@ -154,6 +158,23 @@ def markdown(out: dict) -> str:
     lines.append(f"| {r['arm']} | {values} | {ms(t['ndcg@10'])} | {ms(t['excl/ndcg@10'])} | "
                  f"{ms(t['excl/hr@10'])} | {vs('excl/ndcg@10')} | {vs('ndcg@10')} | "
                  f"{r['best_epoch']} | {(r['train_seconds'] or 0):.0f} |")
+  buckets = [b for b in out["rows"][0].get("buckets", {})]
+  if buckets:
+    lines += ["", "Exclude_seen test NDCG@10 by the target's training count (popularity "
+              "bucket), mean ± SE (users), and the paired difference against the first arm:",
+              "", "| arm | " + " | ".join(buckets) + " |", "|---" * (len(buckets) + 1) + "|"]
+    for r in out["rows"]:
+      cells = []
+      for b in buckets:
+        d = r.get("buckets", {}).get(b)
+        if d is None:
+          cells.append("–")
+          continue
+        vs = d.get("vs_id")
+        rel = f", {vs['diff'] / max(vs['b'], 1e-12):+.0%}" if vs else ""
+        cells.append(f"{d['mean']:.4f} ± {d['se']:.4f} (n={d['users']})" +
+                     (f"; {vs['diff']:+.4f} ± {vs['se']:.4f}{rel}" if vs else ""))
+      lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 

@@ -42,3 +42,4 @@ def test_ablation_smoke(tmp_path):
   assert first["config"]["model"]["time_features"] == ""
   assert os.path.exists(os.path.join(second["workdir"], "ranks_test.npz"))
   assert "| gap |" in (tmp_path / "ab.md").read_text()
+  assert second["buckets"] and all("vs_id" in b for b in second["buckets"].values())
