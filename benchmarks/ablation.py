@@ -22,7 +22,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-import fusion_table  # noqa: E402  (bucket_figures: per-popularity-bucket SEs)
 import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
@@ -126,7 +125,7 @@ def main(argv):
       mine = stats.load_ranks(row["workdir"])
       row["vs_first"] = {("excl/" if excl else "") + k: v for excl in (False, True)
                          for k, v in stats.paired(mine, base, KEYS, excl=excl).items()}
-    row["buckets"] = fusion_table.bucket_figures(
+    row["buckets"] = stats.bucket_figures(
         stats.load_ranks(row["workdir"]), stats.load_ranks(rows[0]["workdir"]) if rows else None,
         tuple(row["config"]["eval"]["popularity_buckets"]))
     rows.append(row)

@@ -23,7 +23,7 @@ import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from seqrec_jax import cli, metrics  # noqa: E402
+from seqrec_jax import cli  # noqa: E402
 from seqrec_jax.train import engine, mle  # noqa: E402,F401  (mle registers the objective)
 
 _DATASETS = flags.DEFINE_list("datasets", ["toys"], "presets.DATASETS names with item text.")
@@ -36,26 +36,6 @@ _ROOT = flags.DEFINE_string("workdir_root", "runs/fusion", "Runs go here.")
 _OUT = flags.DEFINE_string("out", str(common.RESULTS), "Results folder.")
 _CONFIG = common.define_overrides()
 BUCKETS = ("<=5", "6-20", ">20")
-
-
-def bucket_figures(ranks: dict, base: dict | None, edges) -> dict:
-  """Per popularity bucket (cut at `edges`, as the engine's `pop*` metrics): exclude_seen
-  NDCG@10 mean ± SE over its users and, with `base` (the id run's ranks), the paired
-  difference on the same users. {} for runs without per-user target counts."""
-  if ranks.get("target_counts") is None:
-    return {}
-  index = metrics.popularity_bucket_index(ranks["target_counts"], edges)
-  out = {}
-  for b, name in enumerate(metrics.bucket_names(edges)):
-    users = ranks["users"][index == b]
-    if users.size < 2:
-      continue
-    one = stats.restrict(ranks, users)
-    out[name] = stats.summarize(one, ["ndcg@10"], excl=True)["ndcg@10"]
-    if base is not None:
-      out[name]["vs_id"] = stats.paired(one, stats.restrict(base, users), ["ndcg@10"],
-                                        excl=True)["ndcg@10"]
-  return out
 
 
 def run_row(dataset: str, mode: str) -> dict:
@@ -88,7 +68,7 @@ def main(argv):
         row["vs_id"] = stats.paired(stats.load_ranks(row["workdir"]),
                                     stats.load_ranks(base["workdir"]), ["ndcg@10"],
                                     excl=True)["ndcg@10"]
-      row["bucket_se"] = bucket_figures(stats.load_ranks(row["workdir"]),
+      row["bucket_se"] = stats.bucket_figures(stats.load_ranks(row["workdir"]),
                                         None if base is None or mode == "id"
                                         else stats.load_ranks(base["workdir"]),
                                         tuple(row["config"]["eval"]["popularity_buckets"]))

@@ -196,6 +196,26 @@ def paired(a, b, metrics: Sequence[str] = DEFAULT_METRICS, excl: bool = False) -
   return out
 
 
+def bucket_figures(ranks: dict, base: dict | None, edges) -> dict:
+  """Per popularity bucket (cut at `edges`, as the engine's `pop*` metrics): exclude_seen
+  NDCG@10 mean ± SE over its users and, with `base` (the id run's ranks), the paired
+  difference on the same users. {} for runs without per-user target counts."""
+  if ranks.get("target_counts") is None:
+    return {}
+  from seqrec_jax import metrics as rules  # pylint: disable=import-outside-toplevel
+  index = rules.popularity_bucket_index(ranks["target_counts"], edges)
+  out = {}
+  for b, name in enumerate(rules.bucket_names(edges)):
+    users = ranks["users"][index == b]
+    if users.size < 2:
+      continue
+    one = restrict(ranks, users)
+    out[name] = summarize(one, ["ndcg@10"], excl=True)["ndcg@10"]
+    if base is not None:
+      out[name]["vs_id"] = paired(one, restrict(base, users), ["ndcg@10"], excl=True)["ndcg@10"]
+  return out
+
+
 # ---- command line -------------------------------------------------------------------------
 def _format_one(name: str, result: dict) -> str:
   lines = [f"{name}", "| metric | mean | SE | users |", "| --- | ---: | ---: | ---: |"]
