@@ -30,9 +30,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqrec_jax.data.time_features import split_tokens
 from seqrec_jax.models import layers
 from seqrec_jax.models.base import SequenceModel
 from seqrec_jax.models.registry import register_model
+from seqrec_jax.models.time_embedding import split_and_embed
 
 
 def time_bucket(delta: jax.Array, num_buckets: int) -> jax.Array:
@@ -109,6 +111,7 @@ def _preset(cfg, movielens: bool) -> None:
                 options={"qk_dim": 0, "v_dim": 0, "temperature": 0.05, "time_buckets": 128})
 class HSTU(SequenceModel):
   supports_packing = True
+  supports_time_features = True  # model.time_features, summed into the input embedding
   qk_dim: int = 0  # per head; 0: embed_dim // num_heads
   v_dim: int = 0  # per head; 0: embed_dim // num_heads
   temperature: float = 0.05  # scores are cosine / temperature
@@ -119,6 +122,7 @@ class HSTU(SequenceModel):
     self.item_embedding = layers.ItemEmbedding(self.num_items, self.embed_dim, dtype=self.dtype)
     self.positions = layers.LearnedPositions(self.max_len, self.embed_dim, dtype=self.dtype)
     self.emb_drop = nn.Dropout(self.emb_dropout)
+    self.time_embedding = self.time_embedding_module()
     self.relative_bias = RelativeBias(self.max_len, self.time_buckets)
     self.hstu_layers = [HSTULayer(self.num_heads, self.qk_dim or per_head, self.v_dim or per_head,
                                   self.max_len, self.dropout, dtype=self.dtype, name=f"layer_{i}")
@@ -128,12 +132,15 @@ class HSTU(SequenceModel):
                positions: jax.Array | None = None, timestamps: jax.Array | None = None
                ) -> jax.Array:
     """Normalised state / temperature at every position. ids: [B, L] right-padded ->
-    [B, L, D]. `segment_ids` / `positions`: packed rows; `timestamps` [B, L]: the time
-    bias."""
+    [B, L, D] (tokens [B, L, 1 + F] with `time_features`). `segment_ids` / `positions`:
+    packed rows; `timestamps` [B, L]: the time bias."""
+    ids, when = split_and_embed(self, ids, self.time_embedding)  # [B, L], [B, L, D] | None
     real = ids != layers.PAD_ID  # [B, L]
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(ids.shape[1])[None], ids.shape)
     x = self.item_embedding(ids) * jnp.sqrt(self.embed_dim).astype(self.dtype)
+    if when is not None:
+      x = x + when
     x = self.emb_drop(self.positions(x, positions), deterministic=not train)
     x = x * real[..., None].astype(x.dtype)
     if segment_ids is None:  # [B, 1, N, N]: query i may read key j
@@ -150,9 +157,9 @@ class HSTU(SequenceModel):
     return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), -1, keepdims=True), 1e-12))
 
   def encode(self, history: jax.Array) -> jax.Array:
-    """State after the last real item. history: [B, L] -> [B, D]."""
+    """State after the last real item. history: [B, L] (or [B, L, 1 + F]) -> [B, D]."""
     hidden = self(history, train=False)
-    last = jnp.maximum(layers.sequence_lengths(history) - 1, 0)
+    last = jnp.maximum(layers.sequence_lengths(split_tokens(history)[0]) - 1, 0)
     return jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
 
   def item_table(self) -> jax.Array:

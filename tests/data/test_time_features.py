@@ -92,23 +92,25 @@ def test_clear_errors():
       config_lib.validate(cfg)
 
 
-def test_a_time_model_refuses_a_history_without_times():
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_a_time_model_refuses_a_history_without_times(name):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from seqrec_jax.models.sasrec import SASRec  # pylint: disable=import-outside-toplevel
-  model = SASRec(num_items=20, max_len=6, embed_dim=16, mlp_dim=32, num_blocks=1,
-                 time_features=("gap", "hour"))
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  cls = models.MODELS.get(name)
+  model = cls(num_items=20, max_len=6, embed_dim=16, mlp_dim=32, num_blocks=1,
+              time_features=("gap", "hour"))
   params = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 6), jnp.int32))
   tokens = jnp.stack([jnp.array([[3, 4, 5, 0, 0, 0]]), jnp.array([[25, 1, 3, 0, 0, 0]]),
                       jnp.array([[1, 1, 2, 0, 0, 0]])], axis=-1)  # [1, 6, 3]
-  a = model.apply(params, tokens, method=SASRec.encode)
+  a = model.apply(params, tokens, method=cls.encode)
   later = tokens.at[0, 2, 1].set(7)  # the last item's gap changes: its state changes
-  b = model.apply(params, later, method=SASRec.encode)
+  b = model.apply(params, later, method=cls.encode)
   assert not np.allclose(a, b)
   first = model.apply(params, later)[0, :2]  # causal: earlier states do not see it
   np.testing.assert_allclose(first, model.apply(params, tokens)[0, :2], atol=1e-6)
   with pytest.raises(ValueError, match="model.time_features='gap,hour'"):
-    model.apply(params, tokens[..., 0], method=SASRec.encode)
+    model.apply(params, tokens[..., 0], method=cls.encode)
 
 
 def _planted_ml100k(path, users=300, pairs=8, items=30, seed=0):
