@@ -84,7 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
   # True: each item row adds the mean embedding of its S3-Rec attribute ids
   # (X_item2attributes.json beside the data file; sasrec, bert4rec)
   c.model.item_attributes = False
-  # Time features each history item carries (data/time_features.py; sasrec), a comma list:
+  # Time features each history item carries (data/time_features.py; sasrec, hstu), a list:
   # gap (log-bucketed time since the user's previous interaction, TiSASRec-style) and/or
   # hour (hour of the week). Needs data with timestamps; "" = none.
   c.model.time_features = ""
