@@ -26,9 +26,7 @@ import stats  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-import ast  # noqa: E402
-
-from seqrec_jax import cli, config_schema, presets  # noqa: E402
+from seqrec_jax import cli, presets  # noqa: E402
 from seqrec_jax.train import engine, mle  # noqa: E402,F401  (mle registers the objective)
 
 _PRESET = flags.DEFINE_string("preset", "sasrec_ml1m", "presets.get name: 'default' (the "
@@ -42,60 +40,10 @@ _CONFIG = common.define_overrides()
 KEYS = ("ndcg@10", "hr@10")
 
 
-def parse_arms(text: str) -> list[tuple[str, dict]]:
-  """'a:x.y=1,z=2;b:x.y=' -> [("a", {"x.y": "1", "z": "2"}), ("b", {"x.y": ""})]; a piece
-  without '=' continues the previous value ('t=gap,hour' is one value)."""
-  arms = []
-  for chunk in filter(None, (c.strip() for c in text.split(";"))):
-    name, sep, body = chunk.partition(":")
-    if not sep or not name:
-      raise ValueError(f"--arms: {chunk!r} is not 'name:key=value,...'")
-    values: dict[str, str] = {}
-    last = None
-    for piece in filter(None, body.split(",")):
-      if "=" in piece:
-        last, _, value = piece.partition("=")
-        values[last.strip()] = value
-      elif last is None:
-        raise ValueError(f"--arms: arm {name!r}: {piece!r} has no key")
-      else:
-        values[last] += "," + piece
-    arms.append((name, values))
-  if not arms:
-    raise ValueError("--arms: give at least one arm")
-  if len({n for n, _ in arms}) != len(arms):
-    raise ValueError(f"--arms: arm names repeat: {[n for n, _ in arms]}")
-  return arms
-
-
-def typed(cfg, values: dict) -> dict:
-  """Arm values (text) as the type of the config field they set: str as is, bool from
-  true/false/1/0, numbers and tuples as Python literals; an unknown key fails by name."""
-  known = config_schema.leaves(cfg)
-  out = {}
-  for key, text in values.items():
-    if key not in known:
-      raise ValueError(f"--arms: {config_schema.unknown_key_message(key)}")
-    current = known[key]
-    if isinstance(current, str):
-      out[key] = text
-    elif isinstance(current, bool):
-      if text.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(f"--arms: {key}={text!r}: expected true or false")
-      out[key] = text.lower() in ("true", "1")
-    else:
-      try:
-        out[key] = type(current)(ast.literal_eval(text)) if current is not None else (
-            ast.literal_eval(text))
-      except (ValueError, SyntaxError, TypeError):
-        raise ValueError(f"--arms: {key}={text!r}: not a {type(current).__name__}") from None
-  return out
-
-
 def arm_config(values: dict):
   cfg = common.with_overrides(presets.get(_PRESET.value, _VARIANT.value),
                               common.overrides(_CONFIG))
-  return common.with_overrides(cfg, typed(cfg, values))
+  return common.with_overrides(cfg, common.typed_values(cfg, values))
 
 
 def run_arm(name: str, values: dict) -> dict:
@@ -113,7 +61,7 @@ def run_arm(name: str, values: dict) -> dict:
 
 def main(argv):
   del argv
-  arms = parse_arms(_ARMS.value)
+  arms = common.parse_arms(_ARMS.value)
   meta = common.results_meta(overrides=common.overrides(_CONFIG), preset=_PRESET.value,
                              variant=_VARIANT.value)
   rows = []

@@ -21,6 +21,7 @@ Configs from the command line -- one mechanism, ml_collections' own:
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import json
@@ -44,7 +45,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from seqrec_jax import config as config_lib  # noqa: E402
-from seqrec_jax import models, presets  # noqa: E402
+from seqrec_jax import config_schema, models, presets  # noqa: E402
 from seqrec_jax.config_cli import (  # noqa: E402,F401  (the scripts use them as common.*)
     config_from_flags, config_name, define_config, define_overrides, overrides, with_overrides)
 from seqrec_jax.data import device_data  # noqa: E402
@@ -374,3 +375,54 @@ def run_recbole(python: str, args: dict, timeout: float) -> dict:
       return json.loads(line[len("RESULT "):])
   tail = (proc.stdout[-1500:] + "\n" + proc.stderr[-3000:]).strip()
   return {"error": f"RecBole exited {proc.returncode} without a result:\n{tail}"}
+
+
+# ---- Arms of an ablation (benchmarks/ablation.py): no flags here, so tests import them ----
+def parse_arms(text: str) -> list[tuple[str, dict]]:
+  """'a:x.y=1,z=2;b:x.y=' -> [("a", {"x.y": "1", "z": "2"}), ("b", {"x.y": ""})]; a piece
+  without '=' continues the previous value ('t=gap,hour' is one value)."""
+  arms = []
+  for chunk in filter(None, (c.strip() for c in text.split(";"))):
+    name, sep, body = chunk.partition(":")
+    if not sep or not name:
+      raise ValueError(f"--arms: {chunk!r} is not 'name:key=value,...'")
+    values: dict[str, str] = {}
+    last = None
+    for piece in filter(None, body.split(",")):
+      if "=" in piece:
+        last, _, value = piece.partition("=")
+        values[last.strip()] = value
+      elif last is None:
+        raise ValueError(f"--arms: arm {name!r}: {piece!r} has no key")
+      else:
+        values[last] += "," + piece
+    arms.append((name, values))
+  if not arms:
+    raise ValueError("--arms: give at least one arm")
+  if len({n for n, _ in arms}) != len(arms):
+    raise ValueError(f"--arms: arm names repeat: {[n for n, _ in arms]}")
+  return arms
+
+
+def typed_values(cfg, values: dict) -> dict:
+  """Arm values (text) as the type of the config field they set: str as is, bool from
+  true/false/1/0, numbers and tuples as Python literals; an unknown key fails by name."""
+  known = config_schema.leaves(cfg)
+  out = {}
+  for key, text in values.items():
+    if key not in known:
+      raise ValueError(f"--arms: {config_schema.unknown_key_message(key)}")
+    current = known[key]
+    if isinstance(current, str):
+      out[key] = text
+    elif isinstance(current, bool):
+      if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"--arms: {key}={text!r}: expected true or false")
+      out[key] = text.lower() in ("true", "1")
+    else:
+      try:
+        out[key] = type(current)(ast.literal_eval(text)) if current is not None else (
+            ast.literal_eval(text))
+      except (ValueError, SyntaxError, TypeError):
+        raise ValueError(f"--arms: {key}={text!r}: not a {type(current).__name__}") from None
+  return out

@@ -9,25 +9,25 @@ import pytest
 from benchutil import REPO, results, run_script
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import ablation  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402  pylint: disable=wrong-import-position  (no flags: safe to import)
 
 from seqrec_jax.config import base_config  # noqa: E402
 
 
 def test_arms_parse_with_commas_inside_values_and_take_the_fields_types():
-  arms = ablation.parse_arms("none:model.time_features=;t:model.time_features=gap,hour,"
+  arms = common.parse_arms("none:model.time_features=;t:model.time_features=gap,hour,"
                              "optim.lr=0.002,train.packing=true,eval.ks=(1, 10)")
   assert arms[0] == ("none", {"model.time_features": ""})
   name, values = arms[1]
   assert name == "t" and values["model.time_features"] == "gap,hour"
-  typed = ablation.typed(base_config(), values)
+  typed = common.typed_values(base_config(), values)
   assert typed == {"model.time_features": "gap,hour", "optim.lr": 0.002,
                    "train.packing": True, "eval.ks": (1, 10)}
   with pytest.raises(ValueError, match="num_block"):
-    ablation.typed(base_config(), {"model.num_block": "3"})
+    common.typed_values(base_config(), {"model.num_block": "3"})
   for bad in ("nocolon", "a:x=1;a:x=2", ":x=1", "a:novalue"):
     with pytest.raises(ValueError, match="--arms"):
-      ablation.parse_arms(bad)
+      common.parse_arms(bad)
 
 
 @pytest.mark.slow
