@@ -50,13 +50,9 @@ def run_arm(name: str, values: dict) -> dict:
   cfg = arm_config(values)
   workdir = os.path.join(_ROOT.value, _TAG.value, name)
   final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
-  ranks = stats.load_ranks(workdir)
-  test = {("excl/" if excl else "") + k: v for excl in (False, True)
-          for k, v in stats.summarize(ranks, KEYS, excl=excl).items()}
   return {"arm": name, "values": values, "workdir": workdir, "git": common.run_git(final),
           "best_epoch": final.get("best_epoch"), "train_seconds": final.get("train_seconds"),
-          "valid": {k: final["valid"].get(k) for k in KEYS}, "test": test,
-          "config": cfg.to_dict()}
+          "valid": {k: final["valid"].get(k) for k in KEYS}, "config": cfg.to_dict()}
 
 
 def main(argv):
@@ -66,16 +62,16 @@ def main(argv):
                              variant=_VARIANT.value)
   rows = []
   stem = os.path.join(_OUT.value, _TAG.value)
+  base = None  # the first arm's per-user test ranks
   for name, values in arms:
     row = run_arm(name, values)
-    if rows:
-      base = stats.load_ranks(rows[0]["workdir"])
-      mine = stats.load_ranks(row["workdir"])
-      row["vs_first"] = {("excl/" if excl else "") + k: v for excl in (False, True)
-                         for k, v in stats.paired(mine, base, KEYS, excl=excl).items()}
-    row["buckets"] = stats.bucket_figures(
-        stats.load_ranks(row["workdir"]), stats.load_ranks(rows[0]["workdir"]) if rows else None,
-        tuple(row["config"]["eval"]["popularity_buckets"]))
+    ranks = stats.load_ranks(row["workdir"])
+    row["test"] = stats.both_protocols(stats.summarize, ranks, metrics=KEYS)
+    if base is not None:
+      row["vs_first"] = stats.both_protocols(stats.paired, ranks, base, metrics=KEYS)
+    row["buckets"] = stats.bucket_figures(ranks, base,
+                                          tuple(row["config"]["eval"]["popularity_buckets"]))
+    base = ranks if base is None else base
     rows.append(row)
     common.write_results(stem, {**meta, "rows": rows}, markdown({**meta, "rows": rows}))
     print(f"{name}: excl ndcg@10 {row['test']['excl/ndcg@10']['mean']:.4f} ± "

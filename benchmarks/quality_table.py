@@ -62,8 +62,7 @@ def run_one(model: str, dataset: str) -> dict:
     report.setdefault("wall_seconds", time.time() - t)
   keys = ("hr@10", "ndcg@10")
   ranks = stats.load_ranks(workdir)  # per-user test ranks: the standard errors
-  test_se = {("excl/" if excl else "") + k: v for excl in (False, True)
-             for k, v in stats.summarize(ranks, keys, excl=excl).items()}
+  test_se = stats.both_protocols(stats.summarize, ranks, metrics=keys)
   frozen = os.path.join(_OUT.value, f"{_TAG.value}_configs", f"{model}_{dataset}.json")
   os.makedirs(os.path.dirname(frozen), exist_ok=True)
   shutil.copyfile(os.path.join(workdir, "config.json"), frozen)  # the exact config that ran

@@ -196,6 +196,13 @@ def paired(a, b, metrics: Sequence[str] = DEFAULT_METRICS, excl: bool = False) -
   return out
 
 
+def both_protocols(fn, *runs, metrics: Sequence[str] = DEFAULT_METRICS) -> dict:
+  """`fn(*runs, metrics, excl=...)` (summarize or paired) with history items kept and
+  excluded, in one dict: {"ndcg@10": ..., "excl/ndcg@10": ...}."""
+  return {("excl/" if excl else "") + k: v for excl in (False, True)
+          for k, v in fn(*runs, metrics, excl=excl).items()}
+
+
 def bucket_figures(ranks: dict, base: dict | None, edges) -> dict:
   """Per popularity bucket (cut at `edges`, as the engine's `pop*` metrics): exclude_seen
   NDCG@10 mean ± SE over its users and, with `base` (the id run's ranks), the paired

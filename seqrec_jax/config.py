@@ -347,7 +347,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.model.item_repr != "id" or cfg.model.item_attributes:
     from seqrec_jax import models  # pylint: disable=import-outside-toplevel
     if not getattr(models.MODELS.get(cfg.model.name), "supports_item_text", False):
-      supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_item_text", False)]
+      supported = _models_with("supports_item_text")
       raise ValueError(f"config.model.item_repr={cfg.model.item_repr!r} / item_attributes="
                        f"{cfg.model.item_attributes}: model.name={cfg.model.name!r} has only "
                        f"the 'id' representation; side information works with {supported}")
@@ -379,6 +379,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                      f"config.eval.ks={tuple(cfg.eval.ks)}")
 
 
+def _models_with(capability: str) -> list[str]:
+  """Names of the registered models whose class sets `capability` (e.g. supports_item_text)."""
+  from seqrec_jax import models  # pylint: disable=import-outside-toplevel
+  return [e.name for e in models.MODELS if getattr(e.obj, capability, False)]
+
+
 def _check_time_features(cfg) -> None:
   """model.time_features: registered names, a model that embeds them, the causal task
   on the Grain path (the features travel as extra token columns there)."""
@@ -387,7 +393,7 @@ def _check_time_features(cfg) -> None:
   time_features.parse(cfg.model.time_features)
   key = f"config.model.time_features={cfg.model.time_features!r}"
   if not getattr(models.MODELS.get(cfg.model.name), "supports_time_features", False):
-    supported = [e.name for e in models.MODELS if getattr(e.obj, "supports_time_features", False)]
+    supported = _models_with("supports_time_features")
     raise ValueError(f"{key}: model.name={cfg.model.name!r} takes no time features; models "
                      f"that do: {supported}")
   if task_name(cfg) != "causal" or cfg.train.input != "grain" or cfg.gan.enabled:

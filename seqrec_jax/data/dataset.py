@@ -84,18 +84,23 @@ class LeaveOneOut:
   def _end(self, u: int) -> int:
     return int(self.data.offsets[u + 1] if self.ends is None else self.ends[u])
 
-  def train_sequence(self, u: int) -> np.ndarray:
-    seq = self.data.items[self.data.offsets[u]:self.train_end[u]]
-    return seq if self.cold is None else seq[~self.cold[seq]]
+  def _target_index(self, u: int, stage: str) -> int:
+    """Index into data.items of user u's 'valid' or 'test' target."""
+    if stage not in ("valid", "test"):
+      raise ValueError(f"unknown stage {stage!r}; expected 'valid' or 'test'")
+    return self._end(u) - (2 if stage == "valid" else 1)
 
-  def _tokens(self, start: int, end: int, drop_cold: bool) -> np.ndarray:
-    """Items start:end, as [n] ids or, with `features`, [n, 1 + F] tokens."""
+  def _tokens(self, start: int, end: int, drop_cold: bool, features: bool = True) -> np.ndarray:
+    """Items start:end, as [n] ids or (with `features` and the split's time features)
+    [n, 1 + F] tokens; `drop_cold`: without the cold items."""
     seq = self.data.items[start:end]
-    if self.features is not None:
+    keep = None if not drop_cold or self.cold is None else ~self.cold[seq]
+    if features and self.features is not None:
       seq = np.concatenate([seq[:, None], self.features[start:end]], axis=1)
-    if drop_cold and self.cold is not None:
-      seq = seq[~self.cold[seq if seq.ndim == 1 else seq[:, 0]]]
-    return seq
+    return seq if keep is None else seq[keep]
+
+  def train_sequence(self, u: int) -> np.ndarray:
+    return self._tokens(int(self.data.offsets[u]), int(self.train_end[u]), True, False)
 
   def train_tokens(self, u: int) -> np.ndarray:
     """`train_sequence(u)`, with each item's time features when the split has them."""
@@ -104,8 +109,7 @@ class LeaveOneOut:
   def history_tokens(self, u: int, stage: str) -> np.ndarray:
     """The history of `history_and_target(u, stage)`, with time features when the split
     has them ([n] or [n, 1 + F])."""
-    end = self._end(u) - {"valid": 2, "test": 1}[stage]
-    return self._tokens(int(self.data.offsets[u]), end, False)
+    return self._tokens(int(self.data.offsets[u]), self._target_index(u, stage), False)
 
   def train_lengths(self) -> np.ndarray:
     """[U] items in each user's training sequence (cold items left out)."""
@@ -118,12 +122,8 @@ class LeaveOneOut:
 
   def history_and_target(self, u: int, stage: str) -> tuple[np.ndarray, int]:
     """(history, target) of user u for stage 'valid' or 'test'."""
-    start, end = self.data.offsets[u], self._end(u)
-    if stage == "valid":
-      return self.data.items[start:end - 2], int(self.data.items[end - 2])
-    if stage == "test":
-      return self.data.items[start:end - 1], int(self.data.items[end - 1])
-    raise ValueError(f"unknown stage {stage!r}; expected 'valid' or 'test'")
+    t = self._target_index(u, stage)
+    return self.data.items[self.data.offsets[u]:t], int(self.data.items[t])
 
   def future(self, u: int, stage: str, k: int) -> np.ndarray:
     """Up to k true items from the stage's target onward (for multi-step metrics)."""

@@ -410,7 +410,7 @@ def eval_arrays(split: LeaveOneOut, stage: str, max_len: int) -> EvalArrays:
   seen = np.zeros((users.size, max(longest, 1)), np.int32)
   targets = np.zeros(users.size, np.int32)
   for row, (h, t) in enumerate(pairs):
-    history[row] = right_pad(h if not width else split.history_tokens(int(users[row]), stage),
+    history[row] = right_pad(split.history_tokens(int(users[row]), stage) if width else h,
                              max_len)
     seen[row, : h.size] = h
     targets[row] = t

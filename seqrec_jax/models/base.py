@@ -64,7 +64,6 @@ class SequenceModel(nn.Module):
                               text=self.item_text, attributes=self.item_attributes,
                               num_attributes=self.num_attributes, dtype=self.dtype, name=name)
 
-
   def time_embedding_module(self):
     """The summed embeddings of `time_features` (None when there are none)."""
     if not self.time_features:

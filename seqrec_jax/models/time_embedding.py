@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from seqrec_jax.data import time_features as tf
+from seqrec_jax.models import layers
 
 
 class TimeEmbedding(nn.Module):
@@ -28,7 +29,7 @@ class TimeEmbedding(nn.Module):
     out = 0.0
     for j, (name, vocab) in enumerate(zip(self.names, tf.vocab_sizes(self.names))):
       table = self.param(f"{name}_embedding", nn.with_logical_partitioning(
-          nn.initializers.normal(0.02), (None, "embed")), (vocab, self.embed_dim))
+          nn.initializers.normal(0.02), (None, layers.EMBED)), (vocab, self.embed_dim))
       out = out + jnp.take(jnp.asarray(table, self.dtype), features[..., j], axis=0)
     return out
 
