@@ -74,13 +74,22 @@ def base_config() -> ml_collections.ConfigDict:
   # How an item id becomes a vector (models/item_repr.py; sasrec, bert4rec): id |
   # text_init (PCA of the text embeddings, then trained) | text_adapter (id + MLP of the
   # frozen text embedding; item_combine sum | gate) | text_only (MLP of the text alone:
-  # cold items can be recommended). Text: the text.* section (prepare_text).
+  # cold items can be recommended) | text_finetune (text_adapter with the top
+  # finetune_layers of the text encoder trained end to end: models/text_finetune.py).
+  # Text: the text.* section (prepare_text).
   c.model.item_repr = "id"
   c.model.item_combine = "sum"
   c.model.adapter_dim = 0  # adapter hidden width (0: 2 * embed_dim)
   # text_adapter: while training, drop each item's whole id row with this probability, so
   # the text part learns to score items alone (rare and never-trained items)
   c.model.id_dropout = 0.0
+  # text_finetune: encoder layers trained (the top ones), items of each batch recomputed
+  # with gradient per step (the whole table is recomputed every epoch), and tokens kept
+  # per item text (the frozen lower layers' states are [items, tokens, 384] bfloat16)
+  c.model.finetune_layers = 1
+  c.model.finetune_items = 256
+  c.model.finetune_tokens = 32
+  c.model.finetune_lr_scale = 0.05  # the encoder layers' learning rate: optim.lr times this
   # True: each item row adds the mean embedding of its S3-Rec attribute ids
   # (X_item2attributes.json beside the data file; sasrec, bert4rec)
   c.model.item_attributes = False
@@ -353,10 +362,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                        f"the 'id' representation; side information works with {supported}")
     if cfg.gan.enabled:
       raise ValueError("config.model.item_repr other than 'id' is not supported with config.gan")
-  if cfg.model.id_dropout and cfg.model.item_repr != "text_adapter":
+  if cfg.model.id_dropout and cfg.model.item_repr not in ("text_adapter", "text_finetune"):
     raise ValueError(f"config.model.id_dropout={cfg.model.id_dropout} drops id rows beside a "
-                     f"text part: it needs model.item_repr='text_adapter' (got "
-                     f"{cfg.model.item_repr!r})")
+                     f"text part: it needs model.item_repr='text_adapter' or 'text_finetune' "
+                     f"(got {cfg.model.item_repr!r})")
+  if cfg.model.item_repr == "text_finetune":
+    _check_text_finetune(cfg)
   if cfg.model.time_features:
     _check_time_features(cfg)
   if cfg.data.cold_items_frac and cfg.train.input == "device":
@@ -377,6 +388,17 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if name not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) not in cfg.eval.ks:
     raise ValueError(f"config.eval.select_metric={metric!r}: expected hr|ndcg|mrr@k with k in "
                      f"config.eval.ks={tuple(cfg.eval.ks)}")
+
+
+def _check_text_finetune(cfg) -> None:
+  """text_finetune refreshes its item table at each epoch end from the raw parameters:
+  what it cannot be combined with, by name."""
+  if cfg.optim.get("ema_decay", 0.0):
+    raise ValueError("config.model.item_repr='text_finetune' with config.optim.ema_decay > 0: "
+                     "the item table is refreshed from the raw parameters, not the average")
+  if cfg.train.init_from:
+    raise ValueError("config.model.item_repr='text_finetune' with config.train.init_from: "
+                     "growing the encoder's frozen token states for new items is not built")
 
 
 def _models_with(capability: str) -> list[str]:

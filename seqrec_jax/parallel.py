@@ -71,10 +71,13 @@ def param_shardings(boxed_params: Any, mesh: Mesh, rules=DEFAULT_RULES) -> Any:
 
 def optimizer_shardings(tx: optax.GradientTransformation, abstract_opt_state: Any,
                         params_sh: Any, mesh: Mesh) -> Any:
-  """Optimizer state follows its parameter's sharding; counters are replicated."""
+  """Optimizer state follows its parameter's sharding; counters are replicated. The
+  placeholders of parameters a transform leaves out (`optax.MaskedNode`: the frozen
+  parameters of `optim.build_optimizer(skip_frozen=True)`) stay placeholders."""
+  masked = lambda x: isinstance(x, optax.MaskedNode)
   return optax.tree_map_params(
-      tx, lambda _, sh: sh, abstract_opt_state, params_sh,
-      transform_non_params=lambda _: replicated(mesh))
+      tx, lambda p, sh: p if masked(p) else sh, abstract_opt_state, params_sh,
+      transform_non_params=lambda _: replicated(mesh), is_leaf=masked)
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:

@@ -422,16 +422,22 @@ def load_item_embeddings(cfg: Any, dataset=None, build: bool = True) -> np.ndarr
 def item_text_for(cfg: Any, dataset) -> np.ndarray | None:
   """The text embedding matrix a run of `cfg` needs for its `model.item_repr` (None for
   "id"): the prepared file, encoded first when it is missing."""
-  if str(cfg.model.get("item_repr", "id")) == "id":
-    return None
+  if str(cfg.model.get("item_repr", "id")) in ("id", "text_finetune"):
+    return None  # text_finetune encodes its own (text_states.py)
   return load_item_embeddings(cfg, dataset)
 
 
-def item_features(cfg: Any, dataset) -> dict:
+def item_features(cfg: Any, dataset, values: bool = True) -> dict:
   """`models.build_model` keyword arguments for the item side information a run of
-  `cfg` uses: `item_text` (the text `model.item_repr`) and `item_attributes`
-  (`model.item_attributes`: S3-Rec attribute ids beside the data file)."""
-  out = {"item_text": item_text_for(cfg, dataset)}
+  `cfg` uses: `item_text` (the text `model.item_repr`), `finetune` (text_finetune: the
+  encoder's inputs, or with `values` False only their shapes, for a restore) and
+  `item_attributes` (`model.item_attributes`: S3-Rec attribute ids beside the data file)."""
+  if str(cfg.model.get("item_repr", "id")) == "text_finetune":
+    from seqrec_jax import text_states  # pylint: disable=import-outside-toplevel
+    out = {"finetune": (text_states.finetune_inputs(cfg, dataset) if values
+                        else text_states.finetune_shapes(cfg))}
+  else:
+    out = {"item_text": item_text_for(cfg, dataset)}
   if cfg.model.get("item_attributes", False):
     from seqrec_jax.data.item_text import item_attributes  # pylint: disable=import-outside-toplevel
     out["item_attributes"] = item_attributes(cfg.data, dataset)

@@ -44,7 +44,8 @@ def recommender(cfg, num_items: int, dataset: SequenceDataset | None = None) -> 
   if cfg.gan.enabled and cfg.gan.recommender == "discriminator":
     return build_discriminator(cfg, num_items)
   from seqrec_jax import text  # pylint: disable=import-outside-toplevel
-  features = text.item_features(cfg, dataset) if dataset is not None else {}
+  # values=False: a text_finetune encoder's inputs are checkpointed parameters
+  features = text.item_features(cfg, dataset, values=False) if dataset is not None else {}
   return models.build_model(cfg.model, num_items, **features)
 
 

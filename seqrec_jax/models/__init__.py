@@ -22,10 +22,12 @@ from seqrec_jax.models.bert4rec import BERT4Rec  # noqa: E402
 from seqrec_jax.models.sasrec import SASRec  # noqa: E402
 from seqrec_jax.models.seq2seq import Seq2Seq  # noqa: E402
 
-def build_model(cfg, num_items: int, item_text=None, item_attributes=None) -> nn.Module:
+def build_model(cfg, num_items: int, item_text=None, item_attributes=None,
+                finetune=None) -> nn.Module:
   """The registered model `cfg.name` over items 1..num_items, from `config.model`;
   `item_text` [num_items + 1, T]: the item text embeddings a text `item_repr` uses;
-  `item_attributes` (`data.item_text.ItemAttributes`): attribute ids per item."""
+  `item_attributes` (`data.item_text.ItemAttributes`): attribute ids per item;
+  `finetune` (`models.text_finetune.FinetuneText`): what `text_finetune` starts from."""
   entry = MODELS.entry(cfg.name)
   kwargs = {field: cfg[field] for field in SHARED_FIELDS}
   # pylint: disable=import-outside-toplevel
@@ -33,6 +35,9 @@ def build_model(cfg, num_items: int, item_text=None, item_attributes=None) -> nn
   if item_text is not None:
     kwargs["item_text"] = HostArray(item_text)
     kwargs["text_dim"] = int(item_text.shape[1])
+  if finetune is not None:
+    kwargs["finetune"] = finetune
+    kwargs["text_dim"] = int(finetune.config.hidden_size)
   if item_attributes is not None:
     kwargs["item_attributes"] = HostArray(item_attributes.ids)
     kwargs["num_attributes"] = int(item_attributes.num_attributes)

@@ -16,7 +16,7 @@ Dtype = Any
 # Fields of `config.model` passed to every model (besides num_items).
 SHARED_FIELDS = ("max_len", "embed_dim", "num_blocks", "num_heads", "mlp_dim", "dropout",
                  "emb_dropout", "dtype", "attention_impl", "item_repr", "item_combine",
-                 "adapter_dim", "id_dropout")  # (model.item_attributes is read by text.item_features;
+                 "adapter_dim", "id_dropout", "finetune_items")  # (model.item_attributes is read by text.item_features;
 #                                    model.time_features is parsed by build_model)
 
 
@@ -48,6 +48,8 @@ class SequenceModel(nn.Module):
   text_dim: int = 0
   item_attributes: Any = None  # item_repr.HostArray [num_items + 1, A] attribute ids
   num_attributes: int = 0
+  finetune: Any = None  # text_finetune: models.text_finetune.FinetuneText
+  finetune_items: int = 256  # text_finetune: items recomputed with gradient per step
   supports_item_text: ClassVar[bool] = False
   # Time features of each history item (data/time_features.py: "gap", "hour"): history
   # tokens then come as [B, L, 1 + F]; models that embed them set `supports_time_features`.
@@ -60,7 +62,8 @@ class SequenceModel(nn.Module):
     return ItemRepresentation(self.num_items, self.embed_dim, num_special=num_special,
                               mode=self.item_repr, combine=self.item_combine,
                               adapter_dim=self.adapter_dim, text_dim=self.text_dim,
-                              id_dropout=self.id_dropout,
+                              id_dropout=self.id_dropout, finetune=self.finetune,
+                              finetune_items=self.finetune_items,
                               text=self.item_text, attributes=self.item_attributes,
                               num_attributes=self.num_attributes, dtype=self.dtype, name=name)
 

@@ -106,5 +106,6 @@ class BERT4Rec(SequenceModel):
     hidden = self(ids, train=False)  # [B, L, D]
     return jnp.take_along_axis(hidden, pos[:, None, None], axis=1)[:, 0]
 
-  def item_table(self) -> jax.Array:
-    return self.item_embedding.item_table()
+  def item_table(self, batch_items: jax.Array | None = None) -> jax.Array:
+    """[V, D]; `batch_items`: the batch's targets (text_finetune, training)."""
+    return self.item_embedding.item_table(batch_items)

@@ -10,6 +10,9 @@ input lookup and the output table alike (scoring stays `state @ table.T`).
   text_only     no id table: adapter(frozen text). An item that was never trained on has
                 a representation and can be recommended (cold start). Padding and the
                 special tokens (e.g. BERT4Rec's mask) keep small learned rows.
+  text_finetune text_adapter whose text vectors come from the top `model.finetune_layers`
+                layers of the text encoder, trained end to end (models/text_finetune.py:
+                the batch's items recomputed per step, the whole table per epoch).
 
 `model.id_dropout` p > 0 (text_adapter): while training, each item's id row is dropped
 (zeroed; the kept ones scaled by 1 / (1 - p)) with probability p per table build, so the
@@ -39,7 +42,8 @@ import numpy as np
 
 from seqrec_jax.models import layers
 
-MODES = ("id", "text_init", "text_adapter", "text_only")
+MODES = ("id", "text_init", "text_adapter", "text_only", "text_finetune")
+TEXT_ADAPTED = ("text_adapter", "text_only", "text_finetune")  # modes with the adapter MLP
 COMBINES = ("sum", "gate")
 FROZEN = "frozen_text"  # the parameter name the optimizer skips
 
@@ -117,6 +121,8 @@ class ItemRepresentation(nn.Module):
   attributes: HostArray | None = None  # [num_items + 1, A] int attribute ids (0 = none)
   num_attributes: int = 0
   id_dropout: float = 0.0  # text_adapter: drop probability of an item's id row in training
+  finetune: Any = None  # text_finetune: models.text_finetune.FinetuneText
+  finetune_items: int = 256  # text_finetune: items recomputed with gradient per step
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -133,7 +139,14 @@ class ItemRepresentation(nn.Module):
       self.attribute_embedding = nn.Embed(self.num_attributes + 1, self.features,
                                           embedding_init=nn.initializers.normal(stddev=0.02),
                                           dtype=self.dtype, name="attribute_embedding")
-    if self.mode in ("text_adapter", "text_only"):
+    if self.mode == "text_finetune":
+      if self.finetune is None:
+        raise ValueError("model.item_repr='text_finetune' needs the text encoder's inputs "
+                         "(seqrec_jax.text.item_features)")
+      from seqrec_jax.models.text_finetune import FinetunedText  # pylint: disable=import-outside-toplevel
+      self.finetuned = FinetunedText(self.finetune, rows, self.finetune_items,
+                                     name="text_finetune")
+    elif self.mode in ("text_adapter", "text_only"):
       if self.text_dim <= 0:
         raise ValueError(f"model.item_repr={self.mode!r} needs the item text embeddings "
                          "(text.* config; python -m seqrec_jax.prepare_text)")
@@ -141,6 +154,7 @@ class ItemRepresentation(nn.Module):
           frozen_init(None if self.text is None else self.text.array, self.text_dim),
           (layers.VOCAB, None)),
                                (rows, self.text_dim), jnp.float32)
+    if self.mode in TEXT_ADAPTED:
       hidden = self.adapter_dim or 2 * self.features
       self.adapter_in = nn.Dense(hidden, dtype=self.dtype, name="adapter_in")
       self.adapter_out = nn.Dense(self.features, dtype=self.dtype, name="adapter_out")
@@ -153,8 +167,17 @@ class ItemRepresentation(nn.Module):
         raise ValueError(f"model.item_combine={self.combine!r}: expected one of "
                          f"{list(COMBINES)}")
 
-  def _adapted(self) -> jax.Array:
-    text = jax.lax.stop_gradient(self.frozen).astype(self.dtype)  # [rows, T]
+  def _text(self, batch_items: jax.Array | None) -> jax.Array:
+    """[rows, T] the text vectors: frozen, or (text_finetune) the encoder's, with the
+    batch's items recomputed with gradient while training."""
+    if self.mode != "text_finetune":
+      return jax.lax.stop_gradient(self.frozen)
+    if batch_items is None or not self.has_rng("dropout") or self.is_initializing():
+      return self.finetuned.cached()
+    return self.finetuned.with_fresh(batch_items)
+
+  def _adapted(self, batch_items: jax.Array | None = None) -> jax.Array:
+    text = self._text(batch_items).astype(self.dtype)  # [rows, T]
     return self.adapter_out(nn.gelu(self.adapter_in(text)))  # [rows, D]
 
   def _dropped(self, ids: jax.Array) -> jax.Array:
@@ -175,17 +198,19 @@ class ItemRepresentation(nn.Module):
     emb = self.attribute_embedding(a) * (a > 0)[..., None].astype(self.dtype)  # [..., A, D]
     return emb.sum(-2) / jnp.maximum((a > 0).sum(-1, keepdims=True), 1).astype(self.dtype)
 
-  def table(self) -> jax.Array:
-    """[rows, D]: every row's vector (what both the lookup and the scores use)."""
-    out = self._base_table()
+  def table(self, batch_items: jax.Array | None = None) -> jax.Array:
+    """[rows, D]: every row's vector (what both the lookup and the scores use).
+    `batch_items` (text_finetune, training): the batch's targets, some of whose rows are
+    recomputed by the encoder with gradient."""
+    out = self._base_table(batch_items)
     if self.attributes is not None:
       out = out + self._attribute_bag(jnp.arange(out.shape[0]))
     return out
 
-  def _base_table(self) -> jax.Array:
+  def _base_table(self, batch_items: jax.Array | None = None) -> jax.Array:
     if self.mode in ("id", "text_init"):
       return self.embedding.astype(self.dtype)
-    adapted = self._adapted()
+    adapted = self._adapted(batch_items)
     if self.mode == "text_only":
       rows = jnp.arange(adapted.shape[0])
       special = jnp.clip(rows - self.num_items, 0, self.num_special)  # 0 = padding row
@@ -203,10 +228,15 @@ class ItemRepresentation(nn.Module):
       return out + self._attribute_bag(ids) if self.attributes is not None else out
     return jnp.take(self.table(), ids, axis=0)
 
-  def item_table(self) -> jax.Array:
+  def item_table(self, batch_items: jax.Array | None = None) -> jax.Array:
     """[V, D] rows 0..num_items (row i scores item i)."""
-    return self.table()[: self.num_items + 1]
+    return self.table(batch_items)[: self.num_items + 1]
+
+  def refresh_text(self) -> jax.Array:
+    """text_finetune: [rows, T] every row's text vector from the current encoder layers
+    (the new `frozen_text`; models/text_finetune.py)."""
+    return self.finetuned.refresh()
 
 
 def needs_text(mode: str) -> bool:
-  return mode in ("text_init", "text_adapter", "text_only")
+  return mode in ("text_init", "text_adapter", "text_only", "text_finetune")

@@ -100,9 +100,10 @@ class SASRec(SequenceModel):
     last = jnp.maximum(layers.sequence_lengths(split_tokens(history)[0]) - 1, 0)  # [B]
     return jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
 
-  def item_table(self) -> jax.Array:
-    """[V, D] (or [V, D + 1] with `output_bias`: the bias as the last column)."""
-    table = self.item_embedding.item_table()
+  def item_table(self, batch_items: jax.Array | None = None) -> jax.Array:
+    """[V, D] (or [V, D + 1] with `output_bias`: the bias as the last column).
+    `batch_items`: the batch's targets, for `item_repr="text_finetune"` in training."""
+    table = self.item_embedding.item_table(batch_items)
     if self.output_bias:
       table = jnp.concatenate([table, self.item_bias[:, None].astype(table.dtype)], axis=-1)
     return table

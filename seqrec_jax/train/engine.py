@@ -71,6 +71,9 @@ class Objective:
   group_batches: int = 0  # train.length_grouping
   chunk: Callable | None = None  # device path: (state, n) -> (state, metrics [n] each)
   on_fresh_start: Callable[[Any], Any] | None = None  # e.g. load the pre-trained generator
+  # state -> state at each epoch end, before validation (text_finetune: recompute the
+  # item table from the encoder layers being trained)
+  on_epoch_end: Callable[[Any], Any] | None = None
   evaluate_at_start: bool = False  # the starting point is a candidate too (GAN)
   phase: str = ""  # the "phase" of every metrics record ("" = none)
   report_extra: dict = dataclasses.field(default_factory=dict)
@@ -404,6 +407,8 @@ def _train_and_test(ctx: RunContext, state: Any) -> dict:
                      f"{obj.phase} " if obj.phase else "", math.ceil(step / per_epoch),
                      obj.num_epochs, step, total, obj.log_line(record), rate, fmt_time(eta))
         t_last, last_logged = now, step
+      if (epoch_end or last) and obj.on_epoch_end is not None:
+        state = obj.on_epoch_end(state)
       if epoch_end or last:
         epoch = step // per_epoch
         if epoch % obj.eval_every_epochs == 0 or last:

@@ -40,6 +40,11 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
     on_fresh_start = lambda state: warm_start.warm_start(
         state, s.state_sh, cfg.train.init_from, s.model, cfg.model.max_len, s.tx, mesh)
 
+  on_epoch_end = None
+  if cfg.model.item_repr == "text_finetune":  # the item table from the trained encoder layers
+    refresh = refresh_text_table(s.model, s.state_sh)
+    on_epoch_end = lambda state: state.replace(params=refresh(state.params))
+
   def eval_params(state):
     params = optim.eval_params(state.params, state.opt_state)  # the average, if kept
     return params, (state.params if params is not state.params else None)
@@ -58,4 +63,18 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
       patience=cfg.train.patience, rank_model=s.model, rank_params_sh=s.state_sh.params,
       eval_params=eval_params, log_fields=log_fields, log_line=_log_line,
       data_seed=cfg.seed, group_batches=cfg.train.length_grouping, chunk=chunk,
-      on_fresh_start=on_fresh_start)
+      on_fresh_start=on_fresh_start, on_epoch_end=on_epoch_end)
+
+
+def refresh_text_table(model, state_sh):
+  """Jitted params -> params with every `frozen_text` cache row recomputed by the
+  current text encoder layers (`item_repr="text_finetune"`, models/text_finetune.py)."""
+  def refresh(params):
+    table = model.apply({"params": params},
+                        method=lambda m: m.item_embedding.refresh_text())  # [rows, H]
+    def put(path, leaf):
+      keys = [getattr(k, "key", None) for k in path]
+      return table.astype(leaf.dtype) if keys[-2:] == ["text_finetune", "frozen_text"] else leaf
+    return jax.tree_util.tree_map_with_path(put, params)
+  return jax.jit(refresh, in_shardings=(state_sh.params,), out_shardings=state_sh.params,
+                 donate_argnums=0)

@@ -46,6 +46,15 @@ def gather_positions(module: nn.Module, ids: jax.Array, positions: jax.Array,
   return jax.numpy.take_along_axis(hidden, positions[..., None], axis=1)
 
 
+def table_inputs(module: nn.Module, targets: jax.Array, weights: jax.Array) -> dict:
+  """The output table's arguments in training: the batch's real targets (0 elsewhere)
+  for a model whose item table is partly recomputed per batch
+  (`item_repr="text_finetune"`), else none."""
+  if getattr(module, "item_repr", "id") != "text_finetune":
+    return {}
+  return {"batch_items": jax.numpy.where(weights > 0, targets, 0)}
+
+
 def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True,
                 stats: losses.LossStats | None = None) -> LossFn:
   """Next-item prediction at every position (SASRec). `prefix_seen`: the inputs before
@@ -62,18 +71,18 @@ def causal_loss(model: nn.Module, loss_cfg, prefix_seen: bool = True,
     dropout_rng, loss_rng = jax.random.split(rng)
     extra = model_inputs(batch)
     gathered = "masked_positions" in batch
+    targets, weights = ((batch["masked_targets"], batch["masked_weights"]) if gathered
+                        else (batch["targets"], batch["weights"]))
 
     def forward(module, ids):
       if gathered:
         hidden = gather_positions(module, ids, batch["masked_positions"], **extra)
       else:
         hidden = module(ids, train=True, **extra)
-      return hidden, module.item_table()
+      return hidden, module.item_table(**table_inputs(module, targets, weights))
 
     hidden, table = model.apply({"params": params}, batch["inputs"], method=forward,
                                 rngs={"dropout": dropout_rng})  # [B, L or P, D], [V, D]
-    targets, weights = ((batch["masked_targets"], batch["masked_weights"]) if gathered
-                        else (batch["targets"], batch["weights"]))
     items = split_tokens(batch["inputs"])[0]  # [B, L] (inputs may carry time features)
     seen = items if prefix_seen and not gathered else None
     loss = losses.next_item_loss(hidden, table, targets, weights, loss_rng, loss_cfg,
@@ -101,7 +110,8 @@ def seq2seq_loss(model: nn.Module, loss_cfg, stats: losses.LossStats | None = No
     dropout_rng, loss_rng = jax.random.split(rng)
 
     def forward(module, history, dec_inputs):
-      return module(history, train=True, dec_inputs=dec_inputs), module.item_table()
+      return (module(history, train=True, dec_inputs=dec_inputs),
+              module.item_table(**table_inputs(module, batch["targets"], batch["weights"])))
 
     hidden, table = model.apply({"params": params}, batch["history"], batch["dec_inputs"],
                                 method=forward, rngs={"dropout": dropout_rng})  # [B, k, D]

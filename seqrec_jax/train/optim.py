@@ -54,21 +54,47 @@ def eval_params(params: Any, opt_state: Any) -> Any:
   return params if ema is None else ema
 
 
-def build_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
+def is_frozen(path) -> bool:
+  """A parameter the optimizer never changes: `frozen_*` (text tables and token states,
+  models/item_repr.py and models/text_finetune.py)."""
+  return any(str(getattr(k, "key", "")).startswith("frozen_") for k in path)
+
+
+def build_optimizer(cfg, total_steps: int, skip_frozen: bool = False,
+                    encoder_lr_scale: float = 1.0) -> optax.GradientTransformation:
   """Clip by global norm, then AdamW; weight decay applies to matrices only (never to a
   frozen text table, whose gradient is stopped, so it stays exactly as loaded). With
-  `ema_decay` > 0 the state also keeps a parameter average (`eval_params`)."""
+  `ema_decay` > 0 the state also keeps a parameter average (`eval_params`).
+
+  `skip_frozen` (text_finetune): the frozen parameters get no optimizer state at all
+  (the token states are hundreds of MB; Adam moments for them would triple that), and
+  the pretrained encoder layers (`text_layers`) their own AdamW at `encoder_lr_scale`
+  times the learning rate (pretrained transformers are fine-tuned with far smaller steps
+  than a freshly initialised recommender needs); each group is clipped on its own."""
   def decay_mask(params):  # matrices, except frozen tables (models/item_repr.py)
-    frozen = lambda path: any(getattr(k, "key", None) == "frozen_text" for k in path)
-    return jax.tree_util.tree_map_with_path(lambda path, p: p.ndim >= 2 and not frozen(path),
+    return jax.tree_util.tree_map_with_path(lambda path, p: p.ndim >= 2 and not is_frozen(path),
                                             params)
 
-  parts = [optax.clip_by_global_norm(cfg.clip_norm),
-           optax.adamw(learning_rate_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
-                       weight_decay=cfg.weight_decay, mask=decay_mask)]
-  ema_decay = cfg.get("ema_decay", 0.0)
-  if ema_decay:
-    if not 0.0 < ema_decay < 1.0:
-      raise ValueError(f"config.optim.ema_decay={ema_decay!r} must be in [0, 1)")
-    parts.append(params_ema(ema_decay))
-  return optax.chain(*parts)
+  def chain(lr_scale: float) -> optax.GradientTransformation:
+    schedule = learning_rate_schedule(cfg, total_steps)
+    lr = schedule if lr_scale == 1.0 else (lambda step: lr_scale * schedule(step))
+    parts = [optax.clip_by_global_norm(cfg.clip_norm),
+             optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
+                         mask=decay_mask)]
+    ema_decay = cfg.get("ema_decay", 0.0)
+    if ema_decay:
+      if not 0.0 < ema_decay < 1.0:
+        raise ValueError(f"config.optim.ema_decay={ema_decay!r} must be in [0, 1)")
+      parts.append(params_ema(ema_decay))
+    return optax.chain(*parts)
+
+  if not skip_frozen:
+    return chain(1.0)
+
+  def label(path, _):
+    if is_frozen(path):
+      return "frozen"
+    return "encoder" if any(getattr(k, "key", None) == "text_layers" for k in path) else "train"
+  labels = lambda params: jax.tree_util.tree_map_with_path(label, params)
+  return optax.multi_transform({"train": chain(1.0), "encoder": chain(encoder_lr_scale),
+                                "frozen": optax.set_to_zero()}, labels)

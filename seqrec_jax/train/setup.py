@@ -55,6 +55,8 @@ def build_setup(cfg, split: LeaveOneOut, mesh: Mesh | None = None) -> Setup:
   task = tasks.build_task(cfg, model, split)
   steps_per_epoch = max(1, len(task.source) // cfg.train.batch_size)
   total_steps = steps_per_epoch * cfg.train.num_epochs
-  tx = optim.build_optimizer(cfg.optim, total_steps)
+  tx = optim.build_optimizer(cfg.optim, total_steps,
+                             skip_frozen=cfg.model.item_repr == "text_finetune",
+                             encoder_lr_scale=cfg.model.finetune_lr_scale)
   state, state_sh = create_train_state(init_fn(model, cfg.model.max_len), tx, cfg.seed, mesh)
   return Setup(mesh, model, task, tx, state, state_sh, steps_per_epoch, total_steps)

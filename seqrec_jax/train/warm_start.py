@@ -141,7 +141,8 @@ def restore_other(init_from: str, tx: optax.GradientTransformation, mesh
   from seqrec_jax import text  # pylint: disable=import-outside-toplevel
   other_data = load_dataset(other.data)
   num_items = other_data.num_items
-  model = models.build_model(other.model, num_items, **text.item_features(other, other_data))
+  model = models.build_model(other.model, num_items,
+                             **text.item_features(other, other_data, values=False))
   abstract, _ = state_shardings(setup_lib.init_fn(model, other.model.max_len), tx, mesh)
   ckpts = checkpoint.Checkpoints(init_from, read_only=True)
   try:

@@ -54,3 +54,25 @@ def test_ema_state_is_sharded_like_its_parameters():
   ema = optim.eval_params(state.params, state.opt_state)
   np.testing.assert_array_equal(ema["w"], state.params["w"])  # starts at the init
   assert optim.eval_params(state_sh.params, state_sh.opt_state)["w"] == state_sh.params["w"]
+
+
+def test_skip_frozen_leaves_frozen_params_out_and_scales_the_encoder_lr():
+  cfg = optim_config(warmup_steps=0, schedule="constant", clip_norm=1e6)
+  tx = optim.build_optimizer(cfg, 10, skip_frozen=True, encoder_lr_scale=0.1)
+  w = jnp.ones((3, 2))
+  params = {"head": w, "text_layers": {"k": w}, "frozen_hidden": jnp.ones((50, 4))}
+  state = tx.init(params)
+  # no Adam moments for the frozen leaf: only the two [3, 2] matrices (mu, nu each)
+  sizes = sorted(x.size for x in jax.tree.leaves(state) if getattr(x, "ndim", 0) == 2)
+  assert sizes == [6, 6, 6, 6]
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, state, params)
+  np.testing.assert_allclose(np.asarray(updates["text_layers"]["k"]),
+                             0.1 * np.asarray(updates["head"]), rtol=1e-5)
+  assert float(jnp.abs(updates["head"]).min()) > 0
+  assert not np.asarray(updates["frozen_hidden"]).any()
+  mesh = parallel.make_mesh((-1, 1), ("data", "model"))
+  sh = parallel.optimizer_shardings(tx, jax.eval_shape(tx.init, params),
+                                    jax.tree.map(lambda _: parallel.replicated(mesh), params),
+                                    mesh)
+  assert len(jax.tree.leaves(sh)) == len(jax.tree.leaves(state))
