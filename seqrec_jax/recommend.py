@@ -24,6 +24,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.")
 _EXPORT = flags.DEFINE_string("export", None, "Use an exported model (infer/export.py) instead.")
 _USER = flags.DEFINE_list("user", None, "Raw user id(s), comma-separated.")
 _HISTORY = flags.DEFINE_list("history", None, "An ad-hoc history: raw item ids, oldest first.")
+_TIMES = flags.DEFINE_list("times", None, "Unix seconds of each --history item, oldest first "
+                           "(models trained with model.time_features).")
 _K = flags.DEFINE_integer("k", 10, "Items to recommend.")
 _EXCLUDE_SEEN = flags.DEFINE_bool("exclude_seen", True, "Never recommend a history item.")
 _EXCLUDE = flags.DEFINE_list("exclude", [], "Deny list: raw item ids never to recommend.")
@@ -64,13 +66,13 @@ def explain_entries(rec, history: np.ndarray, results: list[dict], methods, top:
 
 
 def recommend_for(rec, users, history, k, exclude_seen, exclude, allow, explain, methods,
-                  top, history_shown: int = 5) -> list[dict]:
+                  top, history_shown: int = 5, times=None) -> list[dict]:
   """JSON-able results, one per user (or one for the ad-hoc history)."""
   from seqrec_jax.infer.recommend import Request  # pylint: disable=import-outside-toplevel
   requests = ([Request(user=u, k=k, exclude_seen=exclude_seen, exclude=exclude, allow=allow)
                for u in users] if users else
               [Request(history=history, k=k, exclude_seen=exclude_seen, exclude=exclude,
-                       allow=allow)])
+                       allow=allow, times=times)])
   prepared = [rec.prepare(r) for r in requests]
   lists = rec.run_prepared(prepared)
   results = []
@@ -115,7 +117,7 @@ def main(argv):
   # An unknown user or item id is a KeyError: `cli.run` prints it as one line (exit 2).
   results = recommend_for(rec, _USER.value, _HISTORY.value, _K.value, _EXCLUDE_SEEN.value,
                           _EXCLUDE.value, _ALLOW.value, _EXPLAIN.value, _METHODS.value,
-                          _EXPLAIN_TOP.value, _HISTORY_SHOWN.value)
+                          _EXPLAIN_TOP.value, _HISTORY_SHOWN.value, times=_TIMES.value)
   if _JSON.value:
     print(json.dumps({"model": rec.info, "version": rec.version, "results": results}, indent=2,
                      default=str))

@@ -71,6 +71,8 @@ def test_health_version_and_recommend(setup):
     ({"user": 1, "kk": 3}, 422, "kk: Extra inputs are not permitted"),
     ({"history": []}, 422, "history"),
     ({"user": 1, "exclude": "abc"}, 422, "exclude"),
+    ({"history": [3, 4], "times": [1, 2]}, 422, "trained without model.time_features"),
+    ({"history": [3], "times": ["soon"]}, 422, "times"),
 ])
 def test_recommend_validation(setup, body, status, text):
   server = setup[0]

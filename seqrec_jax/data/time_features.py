@@ -59,6 +59,23 @@ def parse(names) -> tuple[str, ...]:
   return names
 
 
+def history_features(names, times) -> np.ndarray:
+  """[n, F] feature ids of one ad-hoc history from its `times` (unix seconds, oldest
+  first): what `interaction_features` gives a user's interactions in the data."""
+  try:
+    t = np.asarray([float(x) for x in times], np.float64)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"times: expected numbers (unix seconds), got {list(times)[:5]!r}") from e
+  if not np.isfinite(t).all():
+    raise ValueError("times: every time must be a finite number of unix seconds")
+  if t.size > 1 and (np.diff(t) < 0).any():
+    raise ValueError("times: a history is oldest first, so its times must not decrease")
+  t = t.astype(np.int64)
+  offsets = np.array([0, t.size], np.int64)
+  cols = [TIME_FEATURES.get(n)(t, offsets) for n in parse(names)]
+  return np.stack(cols, axis=1).astype(np.int32) if cols else np.zeros((t.size, 0), np.int32)
+
+
 def vocab_sizes(names) -> tuple[int, ...]:
   """Embedding rows of each feature (padding row 0 included)."""
   return tuple(int(TIME_FEATURES.meta(n)["vocab"]) for n in parse(names))

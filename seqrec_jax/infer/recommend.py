@@ -11,7 +11,7 @@ Two layers:
     `infer/export.py` serialises the same function with `jax.export`.
   * `Recommender`: the host side shared by the CLI, the service and the exported model.
     Raw ids in, raw ids (and titles) out: `recommend(user=... | history=..., k,
-    exclude_seen, exclude, allow)` or `recommend_batch([Request, ...])`. Requests of one
+    exclude_seen, exclude, allow, times)` or `recommend_batch([Request, ...])`. Requests of one
     call go to the device as one batch, padded to a power of two (one compiled shape
     per bucket), windows of the model's `max_len` latest items.
 
@@ -159,6 +159,9 @@ class Request:
   exclude_seen: bool = True  # never recommend an item of the (whole) history
   exclude: Sequence = ()  # deny list (raw item ids; unknown ones are ignored)
   allow: Sequence | None = None  # allow list: only these (None = the whole catalogue)
+  # unix seconds of each `history` item (a model trained with model.time_features needs
+  # them; a known user's come from the data)
+  times: Sequence | None = None
 
 
 @dataclasses.dataclass
@@ -170,6 +173,7 @@ class Prepared:
   banned: np.ndarray  # dense ids never to recommend
   allowed: np.ndarray | None  # dense ids; None = all
   user_index: int | None = None
+  features: np.ndarray | None = None  # [n, F] time-feature ids of the history items
 
 
 class Recommender:
@@ -178,13 +182,17 @@ class Recommender:
   `scorer(history [B, L] int32, candidates [B, V] bool) -> (items [B, K], scores [B, K])`
   is the jitted model (`from_restored`, `from_workdir`) or an exported one
   (`infer.export.load_recommender`). `sequences(u)` gives a known user's dense history.
+  With `time_features` (the run's model.time_features) histories go to the scorer as
+  tokens [B, L, 1 + F]: a known user's feature ids from `user_features(u)` [n, F], an
+  ad-hoc history's from the request's `times`.
   """
 
   def __init__(self, scorer: Callable, *, num_items: int, max_len: int, k_max: int,
                item_ids: np.ndarray, user_ids: np.ndarray | None = None,
                sequences: Callable[[int], np.ndarray] | None = None,
                titles: dict | None = None, info: dict | None = None,
-               max_batch: int = MAX_BATCH):
+               max_batch: int = MAX_BATCH, time_features: tuple[str, ...] = (),
+               user_features: Callable[[int], np.ndarray] | None = None):
     self.scorer = scorer
     self.num_items, self.max_len = int(num_items), int(max_len)
     self.k_max = int(min(k_max, num_items))
@@ -196,6 +204,8 @@ class Recommender:
     self.titles = titles or {}
     self.info = dict(info or {})
     self.max_batch = max_batch
+    self.time_features = tuple(time_features)
+    self.user_features = user_features
 
   # ---- construction ----------------------------------------------------------------------
   @classmethod
@@ -214,9 +224,17 @@ class Recommender:
                             and run.cfg.gan.recommender == "discriminator" else "model"),
             "best_step": int(run.meta.get("step", -1)), "valid": run.meta.get("valid", {}),
             "params_sha1": params_digest(params)}
+    from seqrec_jax.data.time_features import parse  # pylint: disable=import-outside-toplevel
+    names = parse(run.cfg.model.get("time_features", ""))
+    features = run.split.features
+    user_features = None if features is None else (
+        lambda u: features[data.offsets[u]:data.offsets[u + 1]])
+    if names:
+      info["time_features"] = list(names)
     rec = cls(scorer, num_items=data.num_items, max_len=run.cfg.model.max_len, k_max=k_max,
               item_ids=data.item_ids, user_ids=data.user_ids, sequences=data.sequence,
-              titles=titles, info=info, max_batch=max_batch)
+              titles=titles, info=info, max_batch=max_batch, time_features=names,
+              user_features=user_features)
     rec.model, rec.params, rec.run = run.model, params, run
     return rec
 
@@ -288,29 +306,60 @@ class Recommender:
       history = np.asarray(self.sequences(u), np.int32)
     else:
       history = self.dense_items(req.history, strict=True)
+    features = self._features(req, u, history.size)
     banned = self.dense_items(req.exclude, strict=False)
     if req.exclude_seen:
       banned = np.concatenate([banned, history])
     allowed = None if req.allow is None else self.dense_items(req.allow, strict=False)
-    return Prepared(history=history, k=int(req.k), banned=banned, allowed=allowed, user_index=u)
+    return Prepared(history=history, k=int(req.k), banned=banned, allowed=allowed, user_index=u,
+                    features=features)
+
+  def _features(self, req: Request, u: int | None, n: int) -> np.ndarray | None:
+    """[n, F] time-feature ids of the request's history, or None for a model without."""
+    if not self.time_features:
+      if req.times is not None:
+        raise ValueError("times: this model was trained without model.time_features; "
+                         "leave times out")
+      return None
+    if u is not None:
+      if req.times is not None:
+        raise ValueError("times: a known user's times come from the data; give times "
+                         "only with a history")
+      if self.user_features is None:
+        raise ValueError("this recommender has no time features for known users")
+      return np.asarray(self.user_features(u), np.int32)
+    names = ",".join(self.time_features)
+    if req.times is None:
+      raise ValueError(f"times: this model was trained with model.time_features={names!r}; "
+                       "give the unix time of each history item (times=[...], oldest first)")
+    if len(req.times) != n:
+      raise ValueError(f"times: {len(req.times)} times for a history of {n} items")
+    from seqrec_jax.data.time_features import history_features  # pylint: disable=import-outside-toplevel
+    return history_features(self.time_features, req.times)
 
   def arrays(self, prepared: Sequence[Prepared], batch: int | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Device inputs of a batch: (history [B, L] int32, candidates [B, V] bool), padded
-    to `batch` rows (default: the power-of-two bucket)."""
+    """Device inputs of a batch: (history [B, L] int32, or tokens [B, L, 1 + F] with time
+    features; candidates [B, V] bool), padded to `batch` rows (default: the power-of-two
+    bucket)."""
     batch = batch or bucket(len(prepared))
-    history = np.zeros((batch, self.max_len), np.int32)
+    width = 1 + len(self.time_features)
+    history = np.zeros((batch, self.max_len, width), np.int32)  # items, then features
     cand = np.zeros((batch, self.num_items + 1), np.bool_)
     for row, p in enumerate(prepared):
       window = p.history[-self.max_len:]
-      history[row, :window.size] = window
+      history[row, :window.size, 0] = window
+      if width > 1:
+        if p.features is None:
+          raise ValueError("this model needs each history item's time features")
+        history[row, :window.size, 1:] = p.features[-self.max_len:]
       if p.allowed is None:
         cand[row, 1:] = True
       else:
         cand[row, p.allowed] = True
       cand[row, p.banned] = False
     cand[:, 0] = False
-    return history, cand
+    return (history[..., 0] if width == 1 else history), cand
 
   def run_prepared(self, prepared: Sequence[Prepared]) -> list[list[dict]]:
     """One device call per `max_batch` requests -> per request its list of
@@ -334,15 +383,20 @@ class Recommender:
     return self.run_prepared([self.prepare(r) for r in requests])
 
   def recommend(self, user=None, history=None, k: int = 10, exclude_seen: bool = True,
-                exclude: Sequence = (), allow: Sequence | None = None) -> list[dict]:
-    """Top-k for one known user (raw id) or one ad-hoc history (raw item ids)."""
+                exclude: Sequence = (), allow: Sequence | None = None,
+                times: Sequence | None = None) -> list[dict]:
+    """Top-k for one known user (raw id) or one ad-hoc history (raw item ids; with
+    `times`, unix seconds per item, for a model with time features)."""
     return self.recommend_batch([Request(user=user, history=history, k=k,
                                          exclude_seen=exclude_seen, exclude=exclude,
-                                         allow=allow)])[0]
+                                         allow=allow, times=times)])[0]
 
   def dense_topk(self, histories: Sequence[np.ndarray], k: int, exclude_seen: bool = True
                  ) -> np.ndarray:
     """Dense-id API: [N, k] item ids (0 = none left) for dense histories."""
+    if self.time_features:
+      raise ValueError("dense_topk takes item ids only; this model needs time features "
+                       "(use recommend_batch with known users or times)")
     prepared = [Prepared(history=np.asarray(h, np.int32), k=k,
                          banned=np.asarray(h, np.int32) if exclude_seen else np.zeros(0, np.int32),
                          allowed=None) for h in histories]

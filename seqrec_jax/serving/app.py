@@ -57,6 +57,8 @@ class RecommendBody(BaseModel):
   exclude_seen: bool = True
   exclude: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
   allow: list[Id] | None = Field(None, max_length=MAX_LIST)
+  # unix seconds of each history item (models trained with model.time_features)
+  times: list[float] | None = Field(None, min_length=1, max_length=MAX_LIST)
 
   @model_validator(mode="after")
   def _one_input(self):
@@ -175,7 +177,8 @@ def create_app(rec: Recommender, feedback_path: str, *, max_batch: int = 256,
   @app.post("/recommend")
   async def recommend(body: RecommendBody):
     req = Request(user=body.user, history=body.history, k=body.k,
-                  exclude_seen=body.exclude_seen, exclude=body.exclude, allow=body.allow)
+                  exclude_seen=body.exclude_seen, exclude=body.exclude, allow=body.allow,
+                  times=body.times)
     try:
       r = cur()
       prepared = r.prepare(req)

@@ -151,3 +151,28 @@ def test_the_gap_feature_learns_what_ids_cannot(tmp_path):
     hr1[feats] = report["test"]["hr@1"]
   assert hr1["gap"] > 0.9, hr1
   assert hr1[""] < 0.7, hr1
+  _recommend_with_times(tmp_path)
+
+
+def _recommend_with_times(tmp_path):
+  """The trained gap model recommends through `Recommender`: the same ad-hoc history
+  with a long break before its last item gets item 1 first, with a short one item 2;
+  a known user's times come from the data; a request without times is refused."""
+  from seqrec_jax.infer.recommend import Recommender  # pylint: disable=import-outside-toplevel
+  rec = Recommender.from_workdir(str(tmp_path / "run_gap"))
+  assert rec.info["time_features"] == ["gap"]
+  history = [7, 1, 9]
+  long_break = [MONDAY, MONDAY + 60, MONDAY + 60 + 30 * DAY]
+  short = [MONDAY, MONDAY + 60, MONDAY + 120]
+  top = lambda times: rec.recommend(history=history, times=times, k=1, exclude_seen=False)[0]
+  assert top(long_break)["item"] == 1 and top(short)["item"] == 2
+  assert len(rec.recommend(user=1, k=3)) == 3
+  with pytest.raises(ValueError, match="give the unix time of each history item"):
+    rec.recommend(history=history, k=1)
+  with pytest.raises(ValueError, match="3 times for a history of 2 items"):
+    rec.recommend(history=[7, 9], times=short, k=1)
+  with pytest.raises(ValueError, match="must not decrease"):
+    rec.recommend(history=history, times=short[::-1], k=1)
+  plain = Recommender.from_workdir(str(tmp_path / "run_none"))
+  with pytest.raises(ValueError, match="trained without model.time_features"):
+    plain.recommend(history=history, times=short, k=1)
