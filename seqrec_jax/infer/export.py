@@ -14,6 +14,12 @@ symbolic batch dimension, the parameters, and the id maps. Runs without this pac
   meta.json          format, shapes, K, the model, its training step, version
   standalone.py      a loader and CLI that import only jax and numpy (STANDALONE below)
 
+A model trained with `model.time_features` takes history tokens [b, L, 1 + F] (item,
+then each feature's id); ids.npz then also holds `features` [N, F], the known users'
+feature ids, and meta.json names the features. `load_recommender` computes an ad-hoc
+history's features from its times (`data.time_features`); the standalone loader serves
+known users only for such a model.
+
 `load_recommender(out_dir)` serves the artifact through the same host-side
 `infer.recommend.Recommender` (raw ids, exclude-seen, allow/deny lists) as a workdir;
 `python -m seqrec_jax.serve --export=DIR` uses it.
@@ -60,8 +66,10 @@ def export_recommender(workdir: str, out_dir: str, k: int = 100,
 
   (b,) = jax.export.symbolic_shape("b")
   vocab = data.num_items + 1
+  width = 1 + len(rec.time_features)  # item, then each time feature's id
+  history_shape = (b, rec.max_len) if width == 1 else (b, rec.max_len, width)
   specs = ([jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves],
-           jax.ShapeDtypeStruct((b, rec.max_len), np.int32),
+           jax.ShapeDtypeStruct(history_shape, np.int32),
            jax.ShapeDtypeStruct((b, vocab), np.bool_))
   exported = jax.export.export(jax.jit(fn), platforms=platforms)(*specs)
   os.makedirs(out_dir, exist_ok=True)
@@ -69,14 +77,19 @@ def export_recommender(workdir: str, out_dir: str, k: int = 100,
   np.savez(os.path.join(out_dir, PARAMS_FILE), **{f"p{i:05d}": x for i, x in enumerate(leaves)})
   titles = np.array([rec.describe(i).get("title", "") if i else "" for i in range(vocab)],
                     dtype=str)
+  features = ({} if width == 1 else
+              {"features": np.asarray(run.split.features, np.int32)})  # [N, F]
   np.savez(os.path.join(out_dir, IDS_FILE), item_ids=_plain(data.item_ids),
            user_ids=_plain(data.user_ids), offsets=data.offsets.astype(np.int64),
-           items=data.items.astype(np.int32), titles=titles)
+           items=data.items.astype(np.int32), titles=titles, **features)
   meta = {"format": FORMAT, "function": FUNCTION_FILE, "k": k, "max_len": rec.max_len,
           "num_items": data.num_items, "vocab": vocab, "num_users": data.num_users,
           "num_params": len(leaves), "platforms": list(exported.platforms),
-          "inputs": ["params (list, params.npz order)", "history [b, max_len] int32",
-                     "candidates [b, vocab] bool"],
+          "inputs": ["params (list, params.npz order)",
+                     "history [b, max_len] int32" if width == 1 else
+                     f"history tokens [b, max_len, {width}] int32 (item, then "
+                     f"{', '.join(rec.time_features)})", "candidates [b, vocab] bool"],
+          "time_features": list(rec.time_features),
           "outputs": ["items [b, k] int32 (0 = none)", "scores [b, k] float32 (-inf = none)"],
           "version": rec.version, **{key: rec.info.get(key) for key in
                                      ("model", "kind", "recommender", "best_step",
@@ -127,10 +140,17 @@ def load_recommender(path: str, max_batch: int = 256):
   info = {key: meta.get(key) for key in ("model", "kind", "recommender", "best_step",
                                          "params_sha1", "trained_at_revision")}
   info.update(source="export", export=os.path.abspath(path), platforms=meta["platforms"])
+  names = tuple(meta.get("time_features", ()))
+  features = ids.get("features")
+  if names and features is None:
+    raise ValueError(f"{path}: {IDS_FILE} lacks the users' time features that meta.json's "
+                     f"time_features={list(names)} need")
   return Recommender(fn, num_items=meta["num_items"], max_len=meta["max_len"], k_max=meta["k"],
                      item_ids=ids["item_ids"], user_ids=ids["user_ids"],
                      sequences=lambda u: items[offsets[u]:offsets[u + 1]], titles=titles,
-                     info=info, max_batch=max_batch)
+                     info=info, max_batch=max_batch, time_features=names,
+                     user_features=None if features is None else
+                     (lambda u: features[offsets[u]:offsets[u + 1]]))
 
 
 # The loader written beside every export: jax and numpy only.
@@ -169,16 +189,25 @@ class Exported:
     return np.asarray(items), np.asarray(scores)
 
   def recommend(self, history_raw_ids=None, user=None, k=10, exclude_seen=True):
+    names = self.meta.get("time_features", [])
+    off = self.ids["offsets"]
     if user is not None:
       u = self.users[str(user)]
-      off = self.ids["offsets"]
       seq = self.ids["items"][off[u]:off[u + 1]]
+    elif names:
+      raise ValueError("this model was trained with time features %s: the standalone "
+                       "loader serves known users only (seqrec_jax computes an ad-hoc "
+                       "history's features from its times)" % names)
     else:
       seq = np.array([self.dense[str(r)] for r in history_raw_ids], np.int32)
     length, vocab = self.meta["max_len"], self.meta["vocab"]
-    history = np.zeros((1, length), np.int32)
+    history = np.zeros((1, length, 1 + len(names)), np.int32)
     window = seq[-length:]
-    history[0, :window.size] = window
+    history[0, :window.size, 0] = window
+    if names:
+      history[0, :window.size, 1:] = self.ids["features"][off[u]:off[u + 1]][-length:]
+    if not names:
+      history = history[..., 0]
     cand = np.ones((1, vocab), bool)
     cand[0, 0] = False
     if exclude_seen:

@@ -176,3 +176,12 @@ def _recommend_with_times(tmp_path):
   plain = Recommender.from_workdir(str(tmp_path / "run_none"))
   with pytest.raises(ValueError, match="trained without model.time_features"):
     plain.recommend(history=history, times=short, k=1)
+  # the exported function takes the tokens too; its loader computes features from times
+  from seqrec_jax.infer import export  # pylint: disable=import-outside-toplevel
+  meta = export.export_recommender(str(tmp_path / "run_gap"), str(tmp_path / "export"), k=5)
+  assert meta["time_features"] == ["gap"]
+  ex = export.load_recommender(str(tmp_path / "export"))
+  top_ex = lambda times: ex.recommend(history=history, times=times, k=1, exclude_seen=False)[0]
+  assert top_ex(long_break)["item"] == 1 and top_ex(short)["item"] == 2
+  assert ([r["item"] for r in ex.recommend(user=1, k=3)]
+          == [r["item"] for r in rec.recommend(user=1, k=3)])
