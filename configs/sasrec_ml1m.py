@@ -15,7 +15,7 @@ Results and machine: benchmarks/RESULTS.md.
 """
 
 from seqrec_jax.config import base_config
-from seqrec_jax.presets import use_dataset
+from seqrec_jax.presets import use_dataset, with_variants
 
 
 def get_config(arg: str = ""):
@@ -39,6 +39,4 @@ def get_config(arg: str = ""):
   cfg.optim.warmup_steps = 200
   cfg.optim.ema_decay = 0.998  # evaluate and keep the parameter average
   cfg.loss.seen_margin = 1.0  # seen items enter the training softmax with logit + 1
-  if arg:
-    raise ValueError(f"unknown variant {arg!r}")
-  return cfg
+  return with_variants(cfg, arg)  # ":fast", ":smoke" as for every preset

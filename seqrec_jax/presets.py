@@ -78,8 +78,10 @@ _MOVIELENS = ("ml1m", "ml100k")  # long histories: windows of 200 items
 # validated every 2. Chosen on Toys validation NDCG@10 (benchmarks/fast_training.py;
 # 1024 negatives over 200 epochs 0.0470, 4096 over 200 0.0503, 4096 over 40 0.0515;
 # benchmarks/RESULTS.md, session 7).
+# loss.seen_margin is a full-softmax option (configs/sasrec_ml1m.py sets it): off here.
 FAST = {"loss.name": "sampled_softmax", "loss.num_negatives": 4096,
-        "loss.share_negatives": "batch", "loss.sampler": "uniform", "loss.logq": True}
+        "loss.share_negatives": "batch", "loss.sampler": "uniform", "loss.logq": True,
+        "loss.seen_margin": 0.0}
 FAST_PACKED = {"train.packing": True, "train.length_grouping": 0, "train.batch_size": 32,
                "optim.lr": 2e-3, "train.num_epochs": 40, "train.eval_every_epochs": 2}
 FAST_DEVICE = {"train.input": "device"}
@@ -148,6 +150,13 @@ def apply_variants(cfg: ml_collections.ConfigDict, arg: str,
       raise ValueError(f"unknown variant {name!r} (expected a comma-separated list of "
                        "smoke, fast)")
   return cfg
+
+
+def with_variants(cfg: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
+  """`apply_variants` with the presets' smoke sizes: for hand-written configs files
+  (configs/sasrec_ml1m.py), so `:fast` and `:smoke` mean there what they mean for every
+  preset."""
+  return apply_variants(cfg, arg, _preset_smoke)
 
 
 def _preset_smoke(cfg: ml_collections.ConfigDict) -> None:
