@@ -49,7 +49,7 @@ def arm_config(values: dict):
 def run_arm(name: str, values: dict) -> dict:
   cfg = arm_config(values)
   workdir = os.path.join(_ROOT.value, _TAG.value, name)
-  final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
+  final = common.finished_run(cfg, workdir)
   return {"arm": name, "values": values, "workdir": workdir, "git": common.run_git(final),
           "best_epoch": final.get("best_epoch"), "train_seconds": final.get("train_seconds"),
           "valid": {k: final["valid"].get(k) for k in KEYS}, "config": cfg.to_dict()}

@@ -103,7 +103,7 @@ def main(argv):
     for mode in _MODES.value:
       cfg = config(dataset, mode)
       workdir = os.path.join(_ROOT.value, f"{_MODEL.value}_{dataset}_{mode}")
-      final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
+      final = common.finished_run(cfg, workdir)
       t = final["test"]
       cold = stats.summarize(stats.restrict(stats.load_ranks(workdir), cold_users(cfg)),
                              ["ndcg@10", "hr@10"], excl=True)

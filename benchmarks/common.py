@@ -140,6 +140,18 @@ def read_final(workdir: str) -> dict | None:
     return json.load(f)
 
 
+def finished_run(cfg, workdir: str, objective: str = "mle") -> dict:
+  """The run's final.json, training it first when it has none. A run the engine stopped
+  early (SIGTERM, `train.max_steps_this_run`) ends the script with a message to rerun the
+  same command (it resumes), not with an error about files a finished run would have."""
+  from seqrec_jax.train import engine  # pylint: disable=import-outside-toplevel
+  final = read_final(workdir) or engine.run(cfg, workdir, objective)
+  if "interrupted_at_step" in final:
+    raise SystemExit(f"{workdir}: stopped at step {final['interrupted_at_step']} "
+                     f"({final.get('reason', '')}); run the same command again to resume")
+  return final
+
+
 def read_metrics(workdir: str) -> list[dict]:
   """A run's metrics.jsonl records (a line cut by a kill is skipped)."""
   path = os.path.join(workdir, "metrics.jsonl")

@@ -42,7 +42,7 @@ def run_row(dataset: str, mode: str) -> dict:
   cfg = common.preset_config(_MODEL.value, dataset, _VARIANT.value)
   cfg = common.with_overrides(cfg, {**common.overrides(_CONFIG), "model.item_repr": mode})
   workdir = os.path.join(_ROOT.value, f"{_MODEL.value}_{dataset}_{mode}")
-  final = common.read_final(workdir) or engine.run(cfg, workdir, "mle")
+  final = common.finished_run(cfg, workdir)
   ranks = stats.load_ranks(workdir)
   one = stats.summarize(ranks, ["ndcg@10", "hr@10"], excl=True)
   test = final["test"]
