@@ -71,7 +71,7 @@ def finetune_inputs(cfg: Any, dataset, batch_size: int = 128):
   @jax.jit
   def run(tok, m):  # [B, T] -> lower states [B, T, H], pooled [B, H]
     x = embeddings.apply({"params": bert["embeddings"]}, tok, jnp.zeros_like(tok))
-    bias = jnp.where(m[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+    bias = text_encoder.key_bias(m)
     for i in range(lower):
       x = layer.apply({"params": bert["encoder"][f"layer_{i}"]}, x, bias)
     states = x.astype(jnp.bfloat16)

@@ -70,10 +70,13 @@ def history_features(names, times) -> np.ndarray:
     raise ValueError("times: every time must be a finite number of unix seconds")
   if t.size > 1 and (np.diff(t) < 0).any():
     raise ValueError("times: a history is oldest first, so its times must not decrease")
-  t = t.astype(np.int64)
-  offsets = np.array([0, t.size], np.int64)
-  cols = [TIME_FEATURES.get(n)(t, offsets) for n in parse(names)]
-  return np.stack(cols, axis=1).astype(np.int32) if cols else np.zeros((t.size, 0), np.int32)
+  return _columns(parse(names), t.astype(np.int64), np.array([0, t.size], np.int64))
+
+
+def _columns(names: tuple[str, ...], times: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+  """[N, F] int32: each feature's ids of every interaction, one column per name."""
+  cols = [TIME_FEATURES.get(n)(times, offsets) for n in names]
+  return (np.stack(cols, axis=1) if cols else np.zeros((len(times), 0))).astype(np.int32)
 
 
 def vocab_sizes(names) -> tuple[int, ...]:
@@ -95,8 +98,7 @@ def interaction_features(data, names, source: str = "data") -> np.ndarray:
     raise ValueError(f"model.time_features={','.join(names)!r}: {source} has no timestamps "
                      "(its times are the file order only); use a dataset with times or "
                      "set model.time_features=''")
-  cols = [TIME_FEATURES.get(n)(data.times, data.offsets) for n in names]
-  return (np.stack(cols, axis=1) if cols else np.zeros((data.items.size, 0))).astype(np.int32)
+  return _columns(names, data.times, data.offsets)
 
 
 def split_tokens(tokens):

@@ -143,9 +143,9 @@ class ItemRepresentation(nn.Module):
       if self.finetune is None:
         raise ValueError("model.item_repr='text_finetune' needs the text encoder's inputs "
                          "(seqrec_jax.text.item_features)")
-      from seqrec_jax.models.text_finetune import FinetunedText  # pylint: disable=import-outside-toplevel
-      self.finetuned = FinetunedText(self.finetune, rows, self.finetune_items,
-                                     name="text_finetune")
+      from seqrec_jax.models import text_finetune  # pylint: disable=import-outside-toplevel
+      self.finetuned = text_finetune.FinetunedText(self.finetune, rows, self.finetune_items,
+                                                   name=text_finetune.NAME)
     elif self.mode in ("text_adapter", "text_only"):
       if self.text_dim <= 0:
         raise ValueError(f"model.item_repr={self.mode!r} needs the item text embeddings "

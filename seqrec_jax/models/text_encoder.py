@@ -198,10 +198,14 @@ class BertModel(nn.Module):
     if token_type_ids is None:
       token_type_ids = jnp.zeros_like(input_ids)
     x = Embeddings(self.config, self.dtype, name="embeddings")(input_ids, token_type_ids)
-    # Padding keys get a large finite negative (not -inf): an all-padding row stays finite.
-    bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
-                     jnp.finfo(jnp.float32).min).astype(jnp.float32)  # [B, 1, 1, L]
-    return Encoder(self.config, self.dtype, name="encoder")(x, bias)
+    return Encoder(self.config, self.dtype, name="encoder")(x, key_bias(attention_mask))
+
+
+def key_bias(attention_mask: jax.Array) -> jax.Array:
+  """[B, L] (1 = real token) -> [B, 1, 1, L] additive attention bias. Padding keys get a
+  large finite negative (not -inf): an all-padding row stays finite."""
+  return jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
+                   jnp.finfo(jnp.float32).min).astype(jnp.float32)
 
 
 def mean_pool(states: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -212,8 +216,10 @@ def mean_pool(states: jax.Array, attention_mask: jax.Array) -> jax.Array:
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """x / max(||x||, eps) along the last axis (torch.nn.functional.normalize)."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+  """x / max(||x||, eps) along the last axis (torch.nn.functional.normalize), written
+  with a finite gradient at x = 0 (a text without tokens pools to 0; text_finetune
+  differentiates through it)."""
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 class SentenceEncoder(nn.Module):

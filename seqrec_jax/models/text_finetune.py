@@ -40,6 +40,8 @@ import numpy as np
 from seqrec_jax.models import layers, text_encoder
 
 HIDDEN, MASK, CACHE = "frozen_hidden", "frozen_mask", "frozen_text"  # optimizer-excluded
+TOP = "text_layers"  # the trained encoder layers (their own learning rate: train/optim.py)
+NAME = "text_finetune"  # this module's name inside models/item_repr.py
 
 
 @dataclasses.dataclass(eq=False)
@@ -62,12 +64,6 @@ class FinetuneText:
 
   def __hash__(self) -> int:
     return id(self)
-
-
-def safe_l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """x / max(||x||, eps) (text_encoder.l2_normalize's values) with a finite gradient at
-  x = 0 (the padding row has no tokens, so its pooled vector is 0)."""
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 def _rows_init(array: np.ndarray | None, dtype=jnp.float32):
@@ -110,18 +106,18 @@ class FinetunedText(nn.Module):
     self.cache = self.param(CACHE, nn.with_logical_partitioning(
         _rows_init(self.spec.pooled), (layers.VOCAB, None)),
         (self.rows, cfg.hidden_size), jnp.float32)  # [rows, H]
-    self.top = self.param("text_layers", _top_init(self.spec))
+    self.top = self.param(TOP, _top_init(self.spec))
 
   def _encode(self, rows: jax.Array) -> jax.Array:
     """[M] row ids -> [M, H]: the top layers over their frozen states, mean-pooled."""
     x = jax.lax.stop_gradient(self.hidden[rows]).astype(jnp.float32)  # [M, T, H]
     mask = jax.lax.stop_gradient(self.mask[rows])  # [M, T]
-    bias = jnp.where(mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+    bias = text_encoder.key_bias(mask)
     layer = text_encoder.Layer(self.spec.config, parent=None)  # applied functionally
     for i in range(self.spec.layers):
       x = layer.apply({"params": self.top[f"layer_{i}"]}, x, bias)
     pooled = text_encoder.mean_pool(x, mask)  # [M, H]; 0 for a row without tokens
-    return safe_l2_normalize(pooled) if self.spec.normalize else pooled
+    return text_encoder.l2_normalize(pooled) if self.spec.normalize else pooled
 
   def cached(self) -> jax.Array:
     return jax.lax.stop_gradient(self.cache)  # [rows, H]

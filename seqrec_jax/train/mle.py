@@ -8,6 +8,7 @@ from jax.sharding import Mesh
 
 from seqrec_jax.data import device_data
 from seqrec_jax.data.dataset import LeaveOneOut
+from seqrec_jax.models import text_finetune
 from seqrec_jax.train import optim, steps
 from seqrec_jax.train import setup as setup_lib
 from seqrec_jax.train.engine import OBJECTIVES, Objective
@@ -72,9 +73,11 @@ def refresh_text_table(model, state_sh):
   def refresh(params):
     table = model.apply({"params": params},
                         method=lambda m: m.item_embedding.refresh_text())  # [rows, H]
+    cache = [text_finetune.NAME, text_finetune.CACHE]  # the path's last two keys
+
     def put(path, leaf):
       keys = [getattr(k, "key", None) for k in path]
-      return table.astype(leaf.dtype) if keys[-2:] == ["text_finetune", "frozen_text"] else leaf
+      return table.astype(leaf.dtype) if keys[-2:] == cache else leaf
     return jax.tree_util.tree_map_with_path(put, params)
   return jax.jit(refresh, in_shardings=(state_sh.params,), out_shardings=state_sh.params,
                  donate_argnums=0)

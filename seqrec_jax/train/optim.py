@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqrec_jax.models import text_finetune
+
 
 def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
   warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
@@ -94,7 +96,7 @@ def build_optimizer(cfg, total_steps: int, skip_frozen: bool = False,
   def label(path, _):
     if is_frozen(path):
       return "frozen"
-    return "encoder" if any(getattr(k, "key", None) == "text_layers" for k in path) else "train"
+    return "encoder" if any(getattr(k, "key", None) == text_finetune.TOP for k in path) else "train"
   labels = lambda params: jax.tree_util.tree_map_with_path(label, params)
   return optax.multi_transform({"train": chain(1.0), "encoder": chain(encoder_lr_scale),
                                 "frozen": optax.set_to_zero()}, labels)
