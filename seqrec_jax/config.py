@@ -391,11 +391,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 
 
 def _check_text_finetune(cfg) -> None:
-  """text_finetune refreshes its item table at each epoch end from the raw parameters:
-  what it cannot be combined with, by name."""
-  if cfg.optim.get("ema_decay", 0.0):
-    raise ValueError("config.model.item_repr='text_finetune' with config.optim.ema_decay > 0: "
-                     "the item table is refreshed from the raw parameters, not the average")
+  """What text_finetune cannot be combined with, by name. (With `optim.ema_decay` the
+  evaluated average gets its table from the average's encoder layers: train/mle.py.)"""
   if cfg.train.init_from:
     raise ValueError("config.model.item_repr='text_finetune' with config.train.init_from: "
                      "growing the encoder's frozen token states for new items is not built")

@@ -41,14 +41,19 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
     on_fresh_start = lambda state: warm_start.warm_start(
         state, s.state_sh, cfg.train.init_from, s.model, cfg.model.max_len, s.tx, mesh)
 
-  on_epoch_end = None
+  on_epoch_end, refresh_average = None, None
   if cfg.model.item_repr == "text_finetune":  # the item table from the trained encoder layers
     refresh = refresh_text_table(s.model, s.state_sh)
     on_epoch_end = lambda state: state.replace(params=refresh(state.params))
+    refresh_average = refresh_text_table(s.model, s.state_sh, donate=False)
 
   def eval_params(state):
     params = optim.eval_params(state.params, state.opt_state)  # the average, if kept
-    return params, (state.params if params is not state.params else None)
+    if params is state.params:
+      return params, None
+    if refresh_average is not None:  # the average's table comes from the average's encoder
+      params = refresh_average(params)
+    return params, state.params
 
   def log_fields(state, m):
     del state
@@ -67,9 +72,10 @@ def build(cfg, split: LeaveOneOut, mesh: Mesh, workdir: str) -> Objective:
       on_fresh_start=on_fresh_start, on_epoch_end=on_epoch_end)
 
 
-def refresh_text_table(model, state_sh):
+def refresh_text_table(model, state_sh, donate: bool = True):
   """Jitted params -> params with every `frozen_text` cache row recomputed by the
-  current text encoder layers (`item_repr="text_finetune"`, models/text_finetune.py)."""
+  current text encoder layers (`item_repr="text_finetune"`, models/text_finetune.py).
+  `donate=False` where the input shares buffers that must live on (a merged average)."""
   def refresh(params):
     table = model.apply({"params": params},
                         method=lambda m: m.item_embedding.refresh_text())  # [rows, H]
@@ -80,4 +86,4 @@ def refresh_text_table(model, state_sh):
       return table.astype(leaf.dtype) if keys[-2:] == cache else leaf
     return jax.tree_util.tree_map_with_path(put, params)
   return jax.jit(refresh, in_shardings=(state_sh.params,), out_shardings=state_sh.params,
-                 donate_argnums=0)
+                 donate_argnums=0 if donate else ())

@@ -51,9 +51,18 @@ def params_ema(decay: float) -> optax.GradientTransformation:
 
 def eval_params(params: Any, opt_state: Any) -> Any:
   """The parameters to evaluate and keep: the moving average when the optimizer keeps
-  one (`optim.ema_decay` > 0), else `params`."""
-  ema = optax.tree_utils.tree_get(opt_state, "ema")
-  return params if ema is None else ema
+  one (`optim.ema_decay` > 0), else `params`. Under `multi_transform` (text_finetune)
+  each group keeps its own average, with `MaskedNode` where another group owns a leaf;
+  the averages are merged, and a leaf no group averages (a frozen one) is `params`'."""
+  is_ema = lambda x: isinstance(x, ParamsEmaState)
+  emas = [s.ema for s in jax.tree.leaves(opt_state, is_leaf=is_ema) if is_ema(s)]
+  if not emas:
+    return params
+  is_masked = lambda x: isinstance(x, optax.MaskedNode)
+  merged = params
+  for ema in emas:
+    merged = jax.tree.map(lambda e, p: p if is_masked(e) else e, ema, merged, is_leaf=is_masked)
+  return merged
 
 
 def is_frozen(path) -> bool:

@@ -76,3 +76,29 @@ def test_skip_frozen_leaves_frozen_params_out_and_scales_the_encoder_lr():
                                     jax.tree.map(lambda _: parallel.replicated(mesh), params),
                                     mesh)
   assert len(jax.tree.leaves(sh)) == len(jax.tree.leaves(state))
+
+
+def test_eval_params_merges_the_group_averages_of_skip_frozen():
+  """text_finetune with an average: each multi_transform group keeps its own `ema` (with
+  MaskedNode where another group owns a leaf); evaluation gets every trained leaf's
+  average and the frozen leaf as it is."""
+  cfg = optim_config(warmup_steps=0, schedule="constant", clip_norm=1e6, ema_decay=0.5)
+  tx = optim.build_optimizer(cfg, 10, skip_frozen=True, encoder_lr_scale=0.1)
+  params = {"head": jnp.ones((3, 2)), "text_layers": {"k": jnp.ones((3, 2))},
+            "frozen_hidden": jnp.full((5, 4), 7.0)}
+  state = tx.init(params)
+  history = [params]
+  for _ in range(3):
+    updates, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+    params = optax.apply_updates(params, updates)
+    history.append(params)
+  merged = optim.eval_params(params, state)
+  for leaf in (("head",), ("text_layers", "k")):
+    get = lambda tree: tree[leaf[0]] if len(leaf) == 1 else tree[leaf[0]][leaf[1]]
+    expected = np.asarray(get(history[0]))
+    for t, p in enumerate(history[1:]):
+      d = min(0.5, (1 + t) / (10 + t))
+      expected = d * expected + (1 - d) * np.asarray(get(p))
+    np.testing.assert_allclose(np.asarray(get(merged)), expected, rtol=1e-6)
+    assert not np.allclose(get(merged), get(params))  # an average, not the raw leaf
+  assert merged["frozen_hidden"] is params["frozen_hidden"]
