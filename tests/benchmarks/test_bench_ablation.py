@@ -43,3 +43,18 @@ def test_ablation_smoke(tmp_path):
   assert os.path.exists(os.path.join(second["workdir"], "ranks_test.npz"))
   assert "| gap |" in (tmp_path / "ab.md").read_text()
   assert second["buckets"] and all("vs_id" in b for b in second["buckets"].values())
+
+
+@pytest.mark.slow
+def test_step_ablation_smoke(tmp_path):
+  """benchmarks/step_ablation.py: every arm timed in every repeat, the empty arm is the
+  preset, and its scratch runs are removed."""
+  run_script("step_ablation.py", "--preset=default", "--variant=smoke", "--tag=sa",
+             "--arms=base:;k8:loss.name=sampled_softmax,loss.num_negatives=8",
+             "--steps=40", "--repeats=2", f"--workdir_root={tmp_path / 'runs'}",
+             f"--out={tmp_path}")
+  data = results(tmp_path / "sa.json")
+  base, k8 = data["arms"]
+  assert base["values"] == {} and k8["values"]["loss.num_negatives"] == "8"
+  assert len(base["step_s"]) == 2 and all(s > 0 for s in base["step_s"] + k8["step_s"])
+  assert not os.listdir(tmp_path / "runs" / "sa")
